@@ -278,6 +278,10 @@ fn parse_mailbox(text: &str, start: usize) -> Result<(Mailbox<'_>, usize), Addre
     }
     let host_start = at + 1;
     let (host, end) = parse_host(text, host_start)?;
+    // Every mailbox must fit in a path: `<` + mailbox + `>`.
+    if end - start + 2 > MAX_PATH {
+        return Err(AddressError::PathTooLong);
+    }
     Ok((
         Mailbox {
             local_part: Cow::Borrowed(&text[start..at]),

@@ -9,6 +9,9 @@
 //!   follows is read as message text, never as a command.
 //! - The output is the body as it will be stored: CRLF line ends, un-stuffed, ending in CRLF
 //!   unless it is empty. Once an error is known no more output is produced.
+//! - The result does not depend on how the input was cut into reads: when a body has several
+//!   faults, the one reported is, in this order, a bare LF, a bare CR, a line too long, a body
+//!   too large.
 //! - Every input octet is looked at once; runs of ordinary text are found with `memchr2` and
 //!   copied in one piece.
 
@@ -73,9 +76,13 @@ pub struct DataReceiver {
     state: State,
     /// Octets of output produced so far.
     size: u64,
+    /// Octets of body seen so far, produced or not (decides `TooLarge`).
+    seen: u64,
     /// Wire octets of the current line so far.
     line_len: usize,
-    error: Option<DataError>,
+    bare_lf: bool,
+    bare_cr: bool,
+    line_too_long: bool,
 }
 
 impl DataReceiver {
@@ -85,8 +92,11 @@ impl DataReceiver {
             limits,
             state: State::LineStart,
             size: 0,
+            seen: 0,
             line_len: 0,
-            error: None,
+            bare_lf: false,
+            bare_cr: false,
+            line_too_long: false,
         }
     }
 
@@ -121,7 +131,7 @@ impl DataReceiver {
                         self.line_len += k + 1;
                         i += k + 1;
                         if input[i - 1] == b'\n' {
-                            self.fail(DataError::BareLineFeed);
+                            self.bare_lf = true;
                             self.line_len = 0;
                         } else if i < n && input[i] == b'\n' {
                             // CRLF: the common case, handled without a state change.
@@ -143,7 +153,7 @@ impl DataReceiver {
                         self.end_line();
                         self.state = State::LineStart;
                     } else {
-                        self.fail(DataError::BareCarriageReturn);
+                        self.bare_cr = true;
                         self.state = State::Text;
                     }
                 }
@@ -166,7 +176,7 @@ impl DataReceiver {
                         self.state = State::DotCr;
                     }
                     b'\n' => {
-                        self.fail(DataError::BareLineFeed);
+                        self.bare_lf = true;
                         i += 1;
                         self.line_len = 0;
                         self.state = State::Text;
@@ -183,7 +193,7 @@ impl DataReceiver {
                             result: self.result(),
                         };
                     }
-                    self.fail(DataError::BareCarriageReturn);
+                    self.bare_cr = true;
                     self.state = State::Text;
                 }
                 State::Done => unreachable!("returned when the end was found"),
@@ -197,39 +207,41 @@ impl DataReceiver {
         DataStatus::Incomplete
     }
 
+    /// The verdict, by fixed precedence (independent of how the input was cut).
     fn result(&self) -> Result<(), DataError> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if self.bare_lf {
+            Err(DataError::BareLineFeed)
+        } else if self.bare_cr {
+            Err(DataError::BareCarriageReturn)
+        } else if self.line_too_long {
+            Err(DataError::LineTooLong)
+        } else if self.seen > self.limits.max_size {
+            Err(DataError::TooLarge)
+        } else {
+            Ok(())
         }
+    }
+
+    #[inline]
+    fn failed(&self) -> bool {
+        self.bare_lf || self.bare_cr || self.line_too_long || self.seen > self.limits.max_size
     }
 
     #[inline]
     fn end_line(&mut self) {
         if self.line_len + 1 > self.limits.max_line {
-            self.fail(DataError::LineTooLong);
+            self.line_too_long = true;
         }
         self.line_len = 0;
     }
 
     #[inline]
-    fn fail(&mut self, error: DataError) {
-        if self.error.is_none() {
-            self.error = Some(error);
-        }
-    }
-
-    #[inline]
     fn emit(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.error.is_some() {
+        self.seen += bytes.len() as u64;
+        if self.failed() {
             return;
         }
-        let len = bytes.len() as u64;
-        if self.size + len > self.limits.max_size {
-            self.fail(DataError::TooLarge);
-            return;
-        }
-        self.size += len;
+        self.size += bytes.len() as u64;
         out.extend_from_slice(bytes);
     }
 }

@@ -162,6 +162,9 @@ impl fmt::Display for EnhancedCode {
 pub struct Reply<'a> {
     code: ReplyCode,
     enhanced: Option<EnhancedCode>,
+    /// Octets the enhanced code takes at the start of the first line's text, as written
+    /// (`5.01.001` is 8, though it prints as `5.1.1`).
+    enhanced_len: usize,
     /// All lines as received, line ends included.
     raw: &'a [u8],
 }
@@ -192,7 +195,11 @@ impl<'a> Reply<'a> {
     /// The text of all lines joined with a space, the enhanced code of the first line left
     /// out, invalid UTF-8 replaced. For logs and bounces.
     pub fn message(&self) -> Cow<'a, str> {
-        let skip = self.enhanced.map_or(0, |e| e.to_string().len() + 1);
+        let skip = if self.enhanced.is_some() {
+            self.enhanced_len + 1
+        } else {
+            0
+        };
         let mut lines = self.lines();
         let first = lines.next().unwrap_or(&[]);
         let first = first.get(skip..).unwrap_or(&[]);
@@ -254,15 +261,16 @@ impl ReplyParser {
             if last {
                 let raw = &buf[..pos];
                 let first_text = trim_line_end(raw.split(|&b| b == b'\n').next().unwrap_or(&[]));
-                let enhanced = first_text
+                let (enhanced, enhanced_len) = first_text
                     .get(4..)
                     .and_then(EnhancedCode::parse_prefix)
-                    .map(|(e, _)| e)
-                    .filter(|e| e.class() == this.class());
+                    .filter(|(e, _)| e.class() == this.class())
+                    .map_or((None, 0), |(e, len)| (Some(e), len));
                 return Ok(Some((
                     Reply {
                         code: this,
                         enhanced,
+                        enhanced_len,
                         raw,
                     },
                     pos,

@@ -808,3 +808,62 @@ fn overlong_replies_are_errors() {
     .collect();
     assert_eq!(ReplyParser::new().parse(&many), Err(ReplyError::TooLong));
 }
+
+// ---------------------------------------------------------------- regressions found by fuzzing
+
+#[test]
+fn data_verdict_does_not_depend_on_segmentation() {
+    let cases: [(&[u8], DataLimits, DataError); 2] = [
+        (
+            b"ab\nc\r\n.\r\n",
+            DataLimits {
+                max_size: 1,
+                max_line: 1000,
+            },
+            DataError::BareLineFeed,
+        ),
+        (
+            b"ab\r\n.\r\n",
+            DataLimits {
+                max_size: 0,
+                max_line: 2,
+            },
+            DataError::LineTooLong,
+        ),
+    ];
+    for (input, limits, error) in cases {
+        for split in 0..input.len() {
+            let (a, b) = input.split_at(split);
+            assert_eq!(
+                receive(&[a, b], limits).1,
+                Some(Err(error)),
+                "{input:?} split {split}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reply_message_skips_a_zero_padded_enhanced_code() {
+    for (wire, message) in [
+        (&b"250 2.1.00 Ok\r\n"[..], "Ok"),
+        (b"550 5.01.001 User unknown\r\n", "User unknown"),
+    ] {
+        let (reply, _) = ReplyParser::new().parse(wire).unwrap().unwrap();
+        assert_eq!(reply.message(), message);
+    }
+}
+
+#[test]
+fn a_mailbox_always_fits_in_a_path() {
+    let label = "d".repeat(63);
+    let domain = [label.as_str(); 4].join(".");
+    assert_eq!(
+        Mailbox::parse(&format!("u@{domain}")),
+        Err(AddressError::PathTooLong)
+    );
+    let shorter = &domain[..domain.len() - 3];
+    let text = format!("u@{shorter}");
+    let mailbox = Mailbox::parse(&text).unwrap();
+    assert_eq!(format!("<{mailbox}>").len(), 256);
+}
