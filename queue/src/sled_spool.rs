@@ -1,0 +1,431 @@
+//! [`SledSpool`]: the [`Spool`] on a sled database, with group commit and recovery on open.
+//!
+//! - Writes go to the committer thread ([`crate::committer`]): batched, applied atomically,
+//!   synced, then acknowledged. A write is queued when its method is *called* (not when the
+//!   returned future is first polled), so call order is commit order.
+//! - Reads (`body`, `envelope`) go straight to sled from the calling thread: lock-free, and they
+//!   see writes as soon as they are applied (before the sync).
+//! - [`SledSpool::open`] scans every entry, sorts messages into pending and finished, and moves
+//!   whatever does not fit the layout (undecodable envelope, envelope without body, body without
+//!   envelope, unknown key) to the quarantine trees, bytes untouched, reporting each. Moving is
+//!   idempotent (insert into quarantine, then remove from `messages`, then sync), so a crash
+//!   during recovery is repaired by the next open.
+//!
+//! Invariant: between `open` and `close`, only the committer thread writes to `messages`.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam::channel::{Sender, unbounded};
+use metrics::{counter, gauge};
+use tokio::sync::oneshot;
+
+use crate::committer::{Committer, Done, FileSync, Op, Stats};
+use crate::envelope::Envelope;
+use crate::error::{SpoolError, into_io};
+use crate::id::MessageId;
+use crate::layout::{
+    LAYOUT_KEY, LAYOUT_VERSION, MESSAGES_TREE, QUARANTINE_TREE, REASONS_TREE, body_key,
+    envelope_key, parse_key,
+};
+use crate::spool::{
+    Body, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry, RecoveredMessage,
+    Recovery, Spool, SpoolConfig, SpoolStats,
+};
+
+/// The spool on a sled database in one directory. Share it as `Arc<SledSpool>`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use queue::{Envelope, MessageId, Recipient, SledSpool, Spool, SpoolConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("queue-doctest-{}", std::process::id()));
+/// let (spool, recovery) = SledSpool::open(&dir, SpoolConfig::default())?;
+/// assert!(recovery.pending.is_empty());
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// let id = MessageId::generate();
+/// let envelope = Envelope::new("a@example.com", vec![Recipient::new("b@example.org")], 0);
+/// rt.block_on(spool.store(id, envelope, b"Subject: hi\r\n\r\nhello\r\n".to_vec()))?;
+/// // Only now may the server answer "250 2.0.0 Ok: queued as {id}".
+/// assert_eq!(spool.body(id)?.as_ref(), b"Subject: hi\r\n\r\nhello\r\n");
+///
+/// rt.block_on(spool.close())?;
+/// drop(spool);
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+pub struct SledSpool {
+    db: sled::Db,
+    messages: sled::Tree,
+    quarantine: sled::Tree,
+    reasons: sled::Tree,
+    tx: Sender<Op>,
+    closed: AtomicBool,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<Stats>,
+}
+
+impl SledSpool {
+    /// Opens (or creates) the spool in directory `path`, recovers its content, and starts the
+    /// committer thread.
+    ///
+    /// Fails if the configuration is invalid, the directory cannot be opened or is in use by
+    /// another process, or the spool has an unknown layout. Damaged entries do not fail the
+    /// open: they are quarantined and listed in [`Recovery::quarantined`].
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: SpoolConfig,
+    ) -> Result<(SledSpool, Recovery), SpoolError> {
+        config.validate()?;
+        let path = path.as_ref();
+        let open_error = |source: std::io::Error| SpoolError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let sled_error = |e: sled::Error| open_error(into_io(e));
+
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .segment_size(config.segment_size)
+            // The committer flushes after every batch; a timer flush would only add syncs.
+            .flush_every_ms(None)
+            .open()
+            .map_err(sled_error)?;
+        match db.get(LAYOUT_KEY).map_err(sled_error)? {
+            None => {
+                db.insert(LAYOUT_KEY, &[LAYOUT_VERSION][..])
+                    .map_err(sled_error)?;
+            }
+            Some(v) if v.as_ref() == [LAYOUT_VERSION] => {}
+            Some(v) => {
+                return Err(SpoolError::UnsupportedLayout {
+                    found: v.first().copied().unwrap_or(0),
+                    supported: LAYOUT_VERSION,
+                });
+            }
+        }
+        let messages = db.open_tree(MESSAGES_TREE).map_err(sled_error)?;
+        let quarantine = db.open_tree(QUARANTINE_TREE).map_err(sled_error)?;
+        let reasons = db.open_tree(REASONS_TREE).map_err(sled_error)?;
+
+        let started = Instant::now();
+        let recovery = recover(&messages, &quarantine, &reasons).map_err(sled_error)?;
+        db.flush().map_err(sled_error)?;
+
+        let mut file_sync = None;
+        if config.fsync {
+            // Make everything already there power-safe too (a previous run may not have been).
+            let log = File::open(path.join("db")).map_err(open_error)?;
+            let mut sync = FileSync::new(log, path.join("blobs"));
+            sync.sync().map_err(open_error)?;
+            // The directory entries of the files the engine created.
+            File::open(path)
+                .and_then(|d| d.sync_all())
+                .map_err(open_error)?;
+            file_sync = Some(sync);
+        }
+        gauge!("spool_recovery_seconds").set(started.elapsed().as_secs_f64());
+        gauge!("spool_recovered_pending").set(recovery.pending.len() as f64);
+        gauge!("spool_recovered_finished").set(recovery.finished.len() as f64);
+        counter!("spool_quarantined_total").increment(recovery.quarantined.len() as u64);
+
+        let (tx, rx) = unbounded();
+        let stats = Arc::new(Stats::default());
+        let committer = Committer {
+            rx,
+            db: db.clone(),
+            messages: messages.clone(),
+            max_batch: config.max_batch,
+            max_batch_bytes: config.max_batch_bytes,
+            file_sync,
+            stats: Arc::clone(&stats),
+        };
+        let handle = std::thread::Builder::new()
+            .name("spool-commit".into())
+            .spawn(move || committer.run())
+            .map_err(open_error)?;
+
+        let spool = SledSpool {
+            db,
+            messages,
+            quarantine,
+            reasons,
+            tx,
+            closed: AtomicBool::new(false),
+            committer: Mutex::new(Some(handle)),
+            stats,
+        };
+        Ok((spool, recovery))
+    }
+
+    /// Counters of the committer since open (commits, writes, largest batch, failures).
+    pub fn stats(&self) -> SpoolStats {
+        self.stats.snapshot()
+    }
+
+    /// Every entry in quarantine, with its raw bytes and the reason it was moved.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedEntry>, SpoolError> {
+        let mut out = Vec::new();
+        for entry in self.quarantine.iter() {
+            let (key, bytes) = entry.map_err(SpoolError::storage)?;
+            let reason = self
+                .reasons
+                .get(&key)
+                .map_err(SpoolError::storage)?
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .unwrap_or_default();
+            let (kind, id) = parse_key(&key);
+            out.push(QuarantinedEntry {
+                id,
+                kind,
+                bytes: Body::new(bytes),
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Bytes the spool's files take on disk (as the storage engine counts them).
+    pub fn size_on_disk(&self) -> Result<u64, SpoolError> {
+        self.db.size_on_disk().map_err(SpoolError::storage)
+    }
+
+    /// Queues `op` for the committer and returns where its outcome will arrive.
+    fn submit(
+        &self,
+        op: impl FnOnce(Done) -> Op,
+    ) -> Result<oneshot::Receiver<Result<(), SpoolError>>, SpoolError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SpoolError::Closed);
+        }
+        let (done, rx) = oneshot::channel();
+        self.tx.send(op(done)).map_err(|_| SpoolError::Closed)?;
+        Ok(rx)
+    }
+}
+
+/// Waits for the committer's answer; a committer that dropped the op without answering has
+/// stopped, and the write did not happen.
+async fn outcome(
+    queued: Result<oneshot::Receiver<Result<(), SpoolError>>, SpoolError>,
+) -> Result<(), SpoolError> {
+    queued?.await.unwrap_or(Err(SpoolError::Closed))
+}
+
+impl Spool for SledSpool {
+    fn store(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        let queued = self.submit(|done| Op::Store {
+            id,
+            envelope: envelope.encode(),
+            body,
+            done,
+            queued: Instant::now(),
+        });
+        outcome(queued)
+    }
+
+    fn update(
+        &self,
+        id: MessageId,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        let queued = self.submit(|done| Op::Update {
+            id,
+            envelope: envelope.encode(),
+            done,
+            queued: Instant::now(),
+        });
+        outcome(queued)
+    }
+
+    fn remove(&self, id: MessageId) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        let queued = self.submit(|done| Op::Remove {
+            id,
+            done,
+            queued: Instant::now(),
+        });
+        outcome(queued)
+    }
+
+    fn body(&self, id: MessageId) -> Result<Body, SpoolError> {
+        self.messages
+            .get(body_key(id))
+            .map_err(SpoolError::storage)?
+            .map(Body::new)
+            .ok_or(SpoolError::NotFound(id))
+    }
+
+    fn envelope(&self, id: MessageId) -> Result<Envelope, SpoolError> {
+        let bytes = self
+            .messages
+            .get(envelope_key(id))
+            .map_err(SpoolError::storage)?
+            .ok_or(SpoolError::NotFound(id))?;
+        Envelope::decode(&bytes).map_err(|source| SpoolError::Corrupt { id, source })
+    }
+
+    fn flush(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        outcome(self.submit(|done| Op::Flush { done }))
+    }
+
+    fn close(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        self.closed.store(true, Ordering::Release);
+        let (done, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Close { done }).is_ok();
+        async move {
+            if !sent {
+                // The committer has already stopped (an earlier close).
+                return Ok(());
+            }
+            // Dropped unanswered: an earlier close stopped the committer first.
+            rx.await.unwrap_or(Ok(()))
+        }
+    }
+}
+
+impl std::fmt::Debug for SledSpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledSpool")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("stats", &self.stats.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SledSpool {
+    /// Commits writes already queued, stops the committer thread and waits for it. Does not
+    /// sync anything that was not queued: what was acknowledged is already durable.
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        let (done, _ignored) = oneshot::channel();
+        let _ = self.tx.send(Op::Close { done });
+        let handle = match self.committer.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Scans `messages`, sorts the live messages, and quarantines what does not fit.
+fn recover(
+    messages: &sled::Tree,
+    quarantine: &sled::Tree,
+    reasons: &sled::Tree,
+) -> sled::Result<Recovery> {
+    let mut recovery = Recovery::default();
+    // Keys sort bodies (B) before envelopes (E), each by id: collect body ids in order, then
+    // walk the envelopes alongside them.
+    let mut body_ids: Vec<MessageId> = Vec::new();
+    let mut envelopes: Vec<(MessageId, sled::IVec)> = Vec::new();
+    let mut moves: Vec<(sled::IVec, QuarantineReport)> = Vec::new();
+    for entry in messages.iter() {
+        let (key, value) = entry?;
+        match parse_key(&key) {
+            (EntryKind::Body, Some(id)) => body_ids.push(id),
+            (EntryKind::Envelope, Some(id)) => envelopes.push((id, value)),
+            (kind, id) => moves.push((
+                key,
+                QuarantineReport {
+                    id,
+                    kind,
+                    reason: QuarantineReason::UnknownKey,
+                },
+            )),
+        }
+    }
+
+    let mut bodies = body_ids.into_iter().peekable();
+    let mut quarantine_message = |id: MessageId, reason: QuarantineReason, with_body: bool| {
+        if with_body {
+            moves.push((
+                sled::IVec::from(&body_key(id)[..]),
+                QuarantineReport {
+                    id: Some(id),
+                    kind: EntryKind::Body,
+                    reason: reason.clone(),
+                },
+            ));
+        }
+        moves.push((
+            sled::IVec::from(&envelope_key(id)[..]),
+            QuarantineReport {
+                id: Some(id),
+                kind: EntryKind::Envelope,
+                reason,
+            },
+        ));
+    };
+    let mut orphans = Vec::new();
+    for (id, bytes) in envelopes {
+        // Bodies before this envelope's id have no envelope.
+        while let Some(&body) = bodies.peek() {
+            if body >= id {
+                break;
+            }
+            orphans.push(body);
+            bodies.next();
+        }
+        let has_body = bodies.next_if_eq(&id).is_some();
+        if !has_body {
+            quarantine_message(id, QuarantineReason::MissingBody, false);
+            continue;
+        }
+        match Envelope::decode(&bytes) {
+            Ok(envelope) => {
+                let message = RecoveredMessage { id, envelope };
+                if message.envelope.is_finished() {
+                    recovery.finished.push(message);
+                } else {
+                    recovery.pending.push(message);
+                }
+            }
+            Err(error) => quarantine_message(id, QuarantineReason::Undecodable(error), true),
+        }
+    }
+    orphans.extend(bodies);
+    for id in orphans {
+        moves.push((
+            sled::IVec::from(&body_key(id)[..]),
+            QuarantineReport {
+                id: Some(id),
+                kind: EntryKind::Body,
+                reason: QuarantineReason::OrphanBody,
+            },
+        ));
+    }
+
+    // Copy into quarantine first, then remove: a crash in between leaves a copy in both, and
+    // the next open moves it again (overwriting the same key).
+    if !moves.is_empty() {
+        let mut copies = sled::Batch::default();
+        let mut why = sled::Batch::default();
+        let mut removals = sled::Batch::default();
+        for (key, report) in &moves {
+            if let Some(bytes) = messages.get(key)? {
+                copies.insert(key.clone(), bytes);
+            }
+            why.insert(key.clone(), report.reason.to_string().into_bytes());
+            removals.remove(key.clone());
+        }
+        quarantine.apply_batch(copies)?;
+        reasons.apply_batch(why)?;
+        quarantine.flush()?;
+        messages.apply_batch(removals)?;
+    }
+    recovery.quarantined = moves.into_iter().map(|(_, report)| report).collect();
+    Ok(recovery)
+}
