@@ -1,0 +1,480 @@
+//! The typed configuration: a TOML file, or the embedded default when none is given.
+//!
+//! Invariants: every section rejects unknown keys, and a rejected key is reported with its
+//! full path (`listener[0].max_mesage_size`), so a typo never silently falls back to a
+//! default. [`Config::validate`] checks what types alone cannot (listeners that collide,
+//! TLS files that come in pairs, password hashes that parse); `mta run --validate` runs the
+//! same code the daemon runs at start.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The configuration the MTA runs with when no file is given: SMTP on 127.0.0.1:2525, spool
+/// under `./data/spool`, relay allowed from loopback.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key is unknown or has the wrong type.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The key path where the error is (`listener[0].address`); `.` for the top level.
+        path: String,
+        /// What is wrong there.
+        source: toml::de::Error,
+    },
+    /// The values are well-typed but do not make a working configuration.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key path the problem is about.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Our host name: in the greeting, EHLO reply, Received headers, and as our EHLO name.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Domains we accept mail for from anyone (bounce and feedback domains). Relay clients
+    /// may send anywhere; everyone else only here.
+    #[serde(default)]
+    pub accept_domains: Vec<String>,
+    /// The spool.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// SMTP listeners; one on 127.0.0.1:2525 when none is given.
+    #[serde(default = "default_listeners", rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Users who may relay after AUTH.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    /// Process-wide settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[spool]`: where and how messages are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of the spool database, created if missing.
+    #[serde(default = "default_spool_path")]
+    pub path: PathBuf,
+    /// Most messages made durable by one fsync (group commit).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Most octets made durable by one fsync.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: usize,
+    /// Memory for the spool's page cache, in octets.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            path: default_spool_path(),
+            max_batch: default_max_batch(),
+            max_batch_bytes: default_max_batch_bytes(),
+            cache_capacity: default_cache_capacity(),
+        }
+    }
+}
+
+/// `[server]`: process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Most SMTP connections at once, over all listeners; more get `421 4.3.2`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long sessions may take to finish after SIGTERM before the process exits anyway.
+    #[serde(default = "default_shutdown_grace", with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: default_max_connections(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+/// `[[listener]]`: one SMTP listening socket and its policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port to listen on.
+    pub address: SocketAddr,
+    /// Client networks that may relay without AUTH.
+    #[serde(default = "default_relay_networks")]
+    pub relay_networks: Vec<IpNet>,
+    /// Largest message accepted, in octets (advertised with SIZE).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: u64,
+    /// Most recipients per message; more get `452 4.5.3`.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Longest line of message text, CRLF included (RFC 5321: 1000).
+    #[serde(default = "default_max_line_length")]
+    pub max_line_length: usize,
+    /// PEM certificate chain for STARTTLS; with `tls_private_key`. Absent: a self-signed
+    /// certificate for `hostname` is made at start.
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key for STARTTLS.
+    pub tls_private_key: Option<PathBuf>,
+    /// Most connections at once from one client address; more get `421 4.3.2`.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Protocol errors before the session is closed with `421 4.7.0`.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// Wait for a command (RFC 5321 4.5.3.2.7 asks for at least 5 minutes).
+    #[serde(default = "default_command_timeout", with = "duration")]
+    pub command_timeout: Duration,
+    /// Wait for each block of message data (RFC 5321 4.5.3.2.5: 3 minutes).
+    #[serde(default = "default_data_timeout", with = "duration")]
+    pub data_timeout: Duration,
+    /// Wait before the greeting; a client that talks during it is refused (`554 5.5.1`).
+    /// 0 keeps only the immediate check of data sent before the greeting.
+    #[serde(default, with = "duration")]
+    pub greeting_delay: Duration,
+    /// Require STARTTLS before MAIL (submission-style listeners).
+    #[serde(default)]
+    pub require_tls: bool,
+}
+
+/// `[[user]]`: a relay client that authenticates with AUTH PLAIN or LOGIN.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user name.
+    pub name: String,
+    /// A PHC password hash (argon2, e.g. from `mta hash-password`); never the plain password.
+    pub password_hash: String,
+}
+
+fn default_hostname() -> String {
+    "localhost".to_owned()
+}
+fn default_spool_path() -> PathBuf {
+    PathBuf::from("data/spool")
+}
+fn default_max_batch() -> usize {
+    queue::SpoolConfig::default().max_batch
+}
+fn default_max_batch_bytes() -> usize {
+    queue::SpoolConfig::default().max_batch_bytes
+}
+fn default_cache_capacity() -> u64 {
+    queue::SpoolConfig::default().cache_capacity
+}
+fn default_max_connections() -> usize {
+    4000
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![ListenerConfig::new(
+        "127.0.0.1:2525".parse().expect("literal address"),
+    )]
+}
+fn default_relay_networks() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("literal network"),
+        "::1/128".parse().expect("literal network"),
+    ]
+}
+fn default_max_message_size() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_max_line_length() -> usize {
+    smtp_proto::limits::MAX_TEXT_LINE
+}
+fn default_max_connections_per_ip() -> usize {
+    200
+}
+fn default_max_errors() -> u32 {
+    20
+}
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_data_timeout() -> Duration {
+    Duration::from_secs(180)
+}
+
+impl ListenerConfig {
+    /// A listener on `address` with every other key at its default.
+    pub fn new(address: SocketAddr) -> Self {
+        ListenerConfig {
+            address,
+            relay_networks: default_relay_networks(),
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_line_length: default_max_line_length(),
+            tls_certificate: None,
+            tls_private_key: None,
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_errors: default_max_errors(),
+            command_timeout: default_command_timeout(),
+            data_timeout: default_data_timeout(),
+            greeting_delay: Duration::ZERO,
+            require_tls: false,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration from TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|source| ConfigError::Parse {
+                path: ".".to_owned(),
+                source,
+            })?;
+        let config: Config =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::Parse {
+                path: e.path().to_string(),
+                source: e.into_inner(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Config {
+        Config::from_toml(DEFAULT_CONFIG).expect("the embedded default configuration is valid")
+    }
+
+    /// Checks what the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(invalid("hostname", "must be a host name without spaces"));
+        }
+        if self.listeners.is_empty() {
+            return Err(invalid("listener", "at least one listener is needed"));
+        }
+        let mut addresses = HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = |k: &str| format!("listener[{i}].{k}");
+            if !addresses.insert(l.address) {
+                return Err(invalid(
+                    &key("address"),
+                    "two listeners on the same address",
+                ));
+            }
+            if l.tls_certificate.is_some() != l.tls_private_key.is_some() {
+                return Err(invalid(
+                    &key("tls_certificate"),
+                    "tls_certificate and tls_private_key go together",
+                ));
+            }
+            if l.max_recipients == 0 {
+                return Err(invalid(&key("max_recipients"), "must be at least 1"));
+            }
+            if l.max_message_size == 0 {
+                return Err(invalid(&key("max_message_size"), "must be at least 1"));
+            }
+            if l.max_line_length < smtp_proto::limits::MAX_TEXT_LINE {
+                return Err(invalid(
+                    &key("max_line_length"),
+                    "must be at least 1000 (RFC 5321)",
+                ));
+            }
+            if l.max_connections_per_ip == 0 || l.max_errors == 0 {
+                return Err(invalid(
+                    &key("max_connections_per_ip"),
+                    "limits must be at least 1",
+                ));
+            }
+            if l.command_timeout.is_zero() || l.data_timeout.is_zero() {
+                return Err(invalid(
+                    &key("command_timeout"),
+                    "timeouts must be positive",
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.name.is_empty() || !names.insert(u.name.as_str()) {
+                return Err(invalid(
+                    &format!("user[{i}].name"),
+                    "empty or duplicate user name",
+                ));
+            }
+            if argon2::PasswordHash::new(&u.password_hash).is_err() {
+                return Err(invalid(
+                    &format!("user[{i}].password_hash"),
+                    "not a PHC password hash (make one with `mta hash-password`)",
+                ));
+            }
+        }
+        for (i, d) in self.accept_domains.iter().enumerate() {
+            if smtp_proto::Mailbox::parse(&format!("postmaster@{d}")).is_err() {
+                return Err(invalid(
+                    &format!("accept_domains[{i}]"),
+                    "not a valid domain",
+                ));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as `"30s"`, `"5m"`, `"4h"`, `"5d"` (humantime syntax).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_the_documented_one() {
+        let config = Config::embedded_default();
+        assert_eq!(config.spool.path, PathBuf::from("data/spool"));
+        assert_eq!(config.listeners.len(), 1);
+        let listener = &config.listeners[0];
+        assert_eq!(listener.address, "127.0.0.1:2525".parse().unwrap());
+        assert!(
+            listener
+                .relay_networks
+                .iter()
+                .any(|n| n.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()))
+        );
+        assert_eq!(listener.max_message_size, 52_428_800);
+        assert_eq!(listener.max_recipients, 1000);
+    }
+
+    #[test]
+    fn the_operator_surface_parses_as_written() {
+        let text = r#"
+hostname = "mta.example.net"
+accept_domains = ["bounces.example.net"]
+[spool]
+path = "data/spool"
+[[listener]]
+address = "127.0.0.1:2525"
+relay_networks = ["127.0.0.0/8", "::1/128"]
+max_message_size = 52428800
+max_recipients = 1000
+command_timeout = "5m"
+[[listener]]
+address = "127.0.0.1:2526"
+relay_networks = []
+[[user]]
+name = "app"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$0PgN8yc0x4Zk1Fs3xsStj6e1Gxcnw4wDQ0cRBK3E1bA"
+"#;
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.hostname, "mta.example.net");
+        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(
+            config.listeners[0].command_timeout,
+            Duration::from_secs(300)
+        );
+        assert!(config.listeners[1].relay_networks.is_empty());
+        assert_eq!(config.users[0].name, "app");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_path() {
+        let cases = [
+            ("hostnme = \"x\"", "hostnme"),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:25\"\nmax_mesage_size = 1",
+                "listener[0]",
+            ),
+            ("[spool]\npaht = \"x\"", "spool"),
+        ];
+        for (text, path) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(path), "{message}");
+            assert!(message.contains("unknown field"), "{message}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let cases = [
+            (
+                "[[listener]]\naddress = \"127.0.0.1:25\"\n[[listener]]\naddress = \"127.0.0.1:25\"",
+                "listener[1].address",
+            ),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:25\"\ntls_certificate = \"c.pem\"",
+                "listener[0].tls_certificate",
+            ),
+            (
+                "[[user]]\nname = \"app\"\npassword_hash = \"secret\"",
+                "user[0].password_hash",
+            ),
+            ("accept_domains = [\"bad..domain\"]", "accept_domains[0]"),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:25\"\ncommand_timeout = \"soon\"",
+                "listener[0].command_timeout",
+            ),
+            (
+                "[[listener]]\naddress = \"not an address\"",
+                "listener[0].address",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{key}: {err}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The MTA: configuration, lifecycle, and the SMTP server. The `mta` binary is a thin
+//! command-line layer over this library; end-to-end tests use both.
+
+pub mod config;
+pub mod lifecycle;
+pub mod server;

@@ -1,0 +1,264 @@
+//! What the server does to a message between the end of DATA and the spool: the `Received:`
+//! header it prepends, and the `X-MTA-*` control headers it turns into envelope tags.
+//!
+//! Invariants: the control headers are removed from every message, whoever sent it, but only
+//! a trusted (relay) client's values become tags. The body is edited in place, once, and only
+//! when a control header is present.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use memchr::memchr;
+
+/// Longest tag value we accept from an `X-MTA-*` header.
+const MAX_TAG_LEN: usize = 128;
+
+/// The envelope tags a relay client sets with headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ControlTags {
+    /// `X-MTA-Tenant`.
+    pub(crate) tenant: Option<String>,
+    /// `X-MTA-Campaign`.
+    pub(crate) campaign: Option<String>,
+    /// `X-MTA-Pool`.
+    pub(crate) pool: Option<String>,
+}
+
+/// A control header that cannot be used: its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadControlHeader(pub(crate) &'static str);
+
+const CONTROL_HEADERS: [&str; 3] = ["X-MTA-Tenant", "X-MTA-Campaign", "X-MTA-Pool"];
+
+/// Finds the control headers in the header section of `body[start..]`, removes them, and
+/// returns their values. A header given twice, empty, too long, or with characters outside
+/// visible ASCII is refused.
+pub(crate) fn take_control_headers(
+    body: &mut Vec<u8>,
+    start: usize,
+) -> Result<ControlTags, BadControlHeader> {
+    let mut tags = ControlTags::default();
+    let mut remove: Vec<(usize, usize)> = Vec::new();
+    let mut pos = start;
+    // Walk header fields (a field is its first line plus continuation lines).
+    while pos < body.len() {
+        let line_end = memchr(b'\n', &body[pos..]).map_or(body.len(), |i| pos + i + 1);
+        if body[pos..line_end].starts_with(b"\r\n") || body[pos..line_end] == *b"\n" {
+            break; // the empty line: end of the header section
+        }
+        let mut field_end = line_end;
+        while field_end < body.len() && matches!(body[field_end], b' ' | b'\t') {
+            field_end = memchr(b'\n', &body[field_end..]).map_or(body.len(), |i| field_end + i + 1);
+        }
+        let field = &body[pos..field_end];
+        if let Some(colon) = memchr(b':', field) {
+            let name = &field[..colon];
+            if let Some(index) = CONTROL_HEADERS
+                .iter()
+                .position(|h| h.as_bytes().eq_ignore_ascii_case(name))
+            {
+                let header = CONTROL_HEADERS[index];
+                let value = unfold(&field[colon + 1..]);
+                let valid = !value.is_empty()
+                    && value.len() <= MAX_TAG_LEN
+                    && value.bytes().all(|b| b.is_ascii_graphic());
+                let slot = match index {
+                    0 => &mut tags.tenant,
+                    1 => &mut tags.campaign,
+                    _ => &mut tags.pool,
+                };
+                if !valid || slot.is_some() {
+                    return Err(BadControlHeader(header));
+                }
+                *slot = Some(value);
+                remove.push((pos, field_end));
+            }
+        }
+        pos = field_end;
+    }
+    remove_ranges(body, &remove);
+    Ok(tags)
+}
+
+/// The value of a header field without line breaks and surrounding white space.
+fn unfold(raw: &[u8]) -> String {
+    let text: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    String::from_utf8_lossy(&text).trim().to_owned()
+}
+
+/// Removes the sorted, disjoint `ranges` from `body` with one pass of moves.
+fn remove_ranges(body: &mut Vec<u8>, ranges: &[(usize, usize)]) {
+    if ranges.is_empty() {
+        return;
+    }
+    let mut write = ranges[0].0;
+    for (i, &(_, end)) in ranges.iter().enumerate() {
+        let next = ranges.get(i + 1).map_or(body.len(), |r| r.0);
+        body.copy_within(end..next, write);
+        write += next - end;
+    }
+    body.truncate(write);
+}
+
+/// What a `Received:` header says about the session.
+pub(crate) struct ReceivedInfo<'a> {
+    /// The client's HELO/EHLO name.
+    pub(crate) helo: &'a str,
+    /// The client's address.
+    pub(crate) peer: std::net::IpAddr,
+    /// Our host name.
+    pub(crate) hostname: &'a str,
+    /// RFC 3848 protocol: SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.
+    pub(crate) protocol: &'a str,
+    /// TLS version and cipher, when TLS is on.
+    pub(crate) tls: Option<&'a str>,
+    /// The queue id.
+    pub(crate) id: &'a str,
+    /// The recipient, when there is exactly one.
+    pub(crate) single_recipient: Option<&'a str>,
+}
+
+/// Appends a `Received:` header (RFC 5321 4.4) for this message.
+pub(crate) fn write_received(out: &mut Vec<u8>, info: &ReceivedInfo<'_>, now: SystemTime) {
+    use std::fmt::Write;
+    let mut h = String::with_capacity(256);
+    let _ = write!(h, "Received: from {} ([{}])\r\n", info.helo, info.peer);
+    if let Some(tls) = info.tls {
+        let _ = write!(h, "\t({tls})\r\n");
+    }
+    let _ = write!(
+        h,
+        "\tby {} (mta) with {} id {}",
+        info.hostname, info.protocol, info.id
+    );
+    if let Some(rcpt) = info.single_recipient {
+        let _ = write!(h, "\r\n\tfor <{rcpt}>");
+    }
+    let _ = write!(h, "; {}\r\n", rfc5322_date(now));
+    out.extend_from_slice(h.as_bytes());
+}
+
+/// Formats a time as an RFC 5322 date in UTC: `Thu, 26 Nov 2026 17:47:42 +0000`.
+pub(crate) fn rfc5322_date(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn dates_format_as_rfc5322() {
+        let table = [
+            (0, "Thu, 1 Jan 1970 00:00:00 +0000"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
+            (1_795_715_262, "Thu, 26 Nov 2026 17:47:42 +0000"),
+            (4_133_980_799, "Fri, 31 Dec 2100 23:59:59 +0000"),
+        ];
+        for (secs, text) in table {
+            assert_eq!(rfc5322_date(UNIX_EPOCH + Duration::from_secs(secs)), text);
+        }
+    }
+
+    #[test]
+    fn control_headers_become_tags_and_leave_the_message() {
+        let mut body = b"Received: by us\r\nFrom: a@example.com\r\nX-MTA-Tenant: acme\r\nSubject: hi\r\nx-mta-campaign:\r\n  spring-2026\r\nX-MTA-Pool: bulk\r\n\r\nX-MTA-Tenant: in the body stays\r\n".to_vec();
+        let tags = take_control_headers(&mut body, 17).unwrap();
+        assert_eq!(
+            tags,
+            ControlTags {
+                tenant: Some("acme".into()),
+                campaign: Some("spring-2026".into()),
+                pool: Some("bulk".into()),
+            }
+        );
+        assert_eq!(
+            body,
+            b"Received: by us\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nX-MTA-Tenant: in the body stays\r\n"
+        );
+    }
+
+    #[test]
+    fn bad_control_headers_are_refused() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"X-MTA-Tenant: a\r\nX-MTA-Tenant: b\r\n\r\n",
+                "X-MTA-Tenant",
+            ),
+            (b"X-MTA-Pool:\r\n\r\n", "X-MTA-Pool"),
+            (b"X-MTA-Campaign: two words\r\n\r\n", "X-MTA-Campaign"),
+            (b"X-MTA-Pool: caf\xc3\xa9\r\n\r\n", "X-MTA-Pool"),
+        ];
+        for (input, name) in cases {
+            let mut body = input.to_vec();
+            assert_eq!(
+                take_control_headers(&mut body, 0),
+                Err(BadControlHeader(name))
+            );
+        }
+        let mut plain = b"Subject: x\r\n\r\nbody\r\n".to_vec();
+        assert_eq!(
+            take_control_headers(&mut plain, 0),
+            Ok(ControlTags::default())
+        );
+        assert_eq!(plain, b"Subject: x\r\n\r\nbody\r\n");
+    }
+
+    #[test]
+    fn received_header_is_folded_and_complete() {
+        let mut out = Vec::new();
+        write_received(
+            &mut out,
+            &ReceivedInfo {
+                helo: "client.example",
+                peer: "192.0.2.1".parse().unwrap(),
+                hostname: "mta.example.net",
+                protocol: "ESMTPS",
+                tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"),
+                id: "0123",
+                single_recipient: Some("b@example.org"),
+            },
+            UNIX_EPOCH + Duration::from_secs(1_795_715_262),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Received: from client.example ([192.0.2.1])\r\n\t(TLSv1.3 TLS13_AES_256_GCM_SHA384)\r\n\tby mta.example.net (mta) with ESMTPS id 0123\r\n\tfor <b@example.org>; Thu, 26 Nov 2026 17:47:42 +0000\r\n"
+        );
+    }
+}
