@@ -28,6 +28,7 @@ pub mod envelope;
 pub mod error;
 pub mod id;
 mod layout;
+pub mod scheduler;
 mod sled_spool;
 pub mod spool;
 
