@@ -1,5 +1,21 @@
 //! Shared helpers for the criterion benches and the load tools: realistic inputs built the
 //! same way in every bench, so numbers stay comparable between runs.
+//!
+//! It also holds the "fake ISP" used by the MTA's end-to-end tests and load runs:
+//! - [`sink`]: an SMTP server that behaves like an ISP's MX (deferrals, bounces, a hidden
+//!   rate limit, blocks, STARTTLS, BDAT), with counters and a record of accepted messages;
+//! - [`dns`]: an in-process authoritative DNS server (MX, A, AAAA, TXT, null MX);
+//! - [`load`]: the load generator behind `mta-load`;
+//! - [`tls`]: self-signed and no-verify TLS for the above.
+//!
+//! Everything listens on loopback addresses chosen by the caller (port 0 for a free port).
+
+#![warn(missing_docs)]
+
+pub mod dns;
+pub mod load;
+pub mod sink;
+pub mod tls;
 
 /// A pipelined client burst: one MAIL, `recipients` RCPTs and DATA, as one buffer.
 /// Returns the buffer and the number of commands in it.
