@@ -2,5 +2,8 @@
 //! command-line layer over this library; end-to-end tests use both.
 
 pub mod config;
+pub mod delivery_log;
+pub mod dns;
+pub mod dsn;
 pub mod lifecycle;
 pub mod server;
