@@ -14,6 +14,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::client::TlsMode;
+use crate::delivery::{ProviderConfig, Rate, RouteConfig, Routes};
+use crate::delivery_log::DeliveryLogConfig;
+use crate::dns::DnsConfig;
+
 /// The configuration the MTA runs with when no file is given: SMTP on 127.0.0.1:2525, spool
 /// under `./data/spool`, relay allowed from loopback.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
@@ -71,6 +76,91 @@ pub struct Config {
     /// Process-wide settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Outbound delivery.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Mailbox providers and their limits (on top of the built-in ones).
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ProviderConfig>,
+    /// Static routes to smarthosts; the first match wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// Name servers and DNS caching.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// The JSON delivery log.
+    #[serde(default)]
+    pub delivery_log: DeliveryLogConfig,
+}
+
+/// `[delivery]`: retries, expiry, and the limits for sites no provider rule matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// A message still undelivered after this long is bounced as expired.
+    #[serde(default = "default_max_age", with = "duration")]
+    pub max_age: Duration,
+    /// Wait before the first retry; doubles (with jitter) up to `retry_max`.
+    #[serde(default = "default_retry_initial", with = "duration")]
+    pub retry_initial: Duration,
+    /// Longest wait between retries.
+    #[serde(default = "default_retry_max", with = "duration")]
+    pub retry_max: Duration,
+    /// TCP port of MX hosts (tests point it elsewhere).
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// Send delivery status notifications (bounces) to senders; off for ESPs that process
+    /// bounces from the delivery log.
+    #[serde(default = "default_true")]
+    pub bounces: bool,
+    /// Load the built-in provider rules (Gmail, Yahoo, Microsoft, Apple, Comcast).
+    #[serde(default = "default_true")]
+    pub default_shaping: bool,
+    /// Connections at once per egress source to a site without a provider rule.
+    #[serde(default = "default_site_connections")]
+    pub max_connections: usize,
+    /// Messages per connection before it is closed.
+    #[serde(default = "default_deliveries_per_connection")]
+    pub max_deliveries_per_connection: usize,
+    /// Messages per time to one site, if limited (`"600/min"`).
+    pub max_message_rate: Option<Rate>,
+    /// New connections per time to one site, if limited.
+    pub connection_rate: Option<Rate>,
+    /// STARTTLS policy: `opportunistic`, `required` or `disabled`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// An open connection with nothing to send is closed after this long.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+    /// Local address to connect from; absent: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
+    /// Name to give in EHLO; absent: `hostname`.
+    pub ehlo_name: Option<String>,
+    /// TCP connect timeout.
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Wait for the greeting and for replies to commands (RFC 5321: at least 5 minutes).
+    #[serde(default = "default_command_timeout", with = "duration")]
+    pub command_timeout: Duration,
+    /// Wait for the reply after the message data (RFC 5321: 10 minutes).
+    #[serde(default = "default_data_end_timeout", with = "duration")]
+    pub data_timeout: Duration,
+    /// Messages waiting for a connection per destination; beyond it they wait in the
+    /// scheduler.
+    #[serde(default = "default_ready_queue_capacity")]
+    pub ready_queue_capacity: usize,
+    /// Relative random spread of every retry wait (0 to 1).
+    #[serde(default = "default_retry_jitter")]
+    pub retry_jitter: f64,
+    /// Turns in a row a waiting lower priority may be passed over in a ready queue.
+    #[serde(default = "default_starvation_limit")]
+    pub ready_queue_starvation_limit: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every [delivery] key has a default")
+    }
 }
 
 /// `[spool]`: where and how messages are kept.
@@ -188,6 +278,45 @@ fn default_max_batch() -> usize {
 }
 fn default_max_batch_bytes() -> usize {
     queue::SpoolConfig::default().max_batch_bytes
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(5 * 86_400)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_site_connections() -> usize {
+    10
+}
+fn default_deliveries_per_connection() -> usize {
+    100
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_data_end_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_ready_queue_capacity() -> usize {
+    10_000
+}
+fn default_retry_jitter() -> f64 {
+    0.2
+}
+fn default_starvation_limit() -> u32 {
+    10
 }
 fn default_cache_capacity() -> u64 {
     queue::SpoolConfig::default().cache_capacity
@@ -360,6 +489,69 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        let d = &self.delivery;
+        if d.retry_initial.is_zero() || d.retry_max < d.retry_initial {
+            return Err(invalid(
+                "delivery.retry_max",
+                "retry_initial must be positive and at most retry_max",
+            ));
+        }
+        if d.max_age.is_zero() {
+            return Err(invalid("delivery.max_age", "must be positive"));
+        }
+        if !(0.0..=1.0).contains(&d.retry_jitter) {
+            return Err(invalid("delivery.retry_jitter", "must be between 0 and 1"));
+        }
+        if d.ready_queue_starvation_limit == 0 {
+            return Err(invalid(
+                "delivery.ready_queue_starvation_limit",
+                "must be at least 1",
+            ));
+        }
+        if d.max_connections == 0
+            || d.max_deliveries_per_connection == 0
+            || d.ready_queue_capacity == 0
+        {
+            return Err(invalid(
+                "delivery.max_connections",
+                "limits must be at least 1",
+            ));
+        }
+        let mut provider_names = HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if p.name.is_empty() || !provider_names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    &format!("provider[{i}].name"),
+                    "empty or duplicate provider name",
+                ));
+            }
+            if p.mx_suffixes.is_empty()
+                || p.mx_suffixes.iter().any(|s| s.trim_matches('.').is_empty())
+            {
+                return Err(invalid(
+                    &format!("provider[{i}].mx_suffixes"),
+                    "at least one non-empty suffix",
+                ));
+            }
+            if p.max_connections == Some(0) || p.max_deliveries_per_connection == Some(0) {
+                return Err(invalid(
+                    &format!("provider[{i}].max_connections"),
+                    "limits must be at least 1",
+                ));
+            }
+        }
+        self.dns
+            .validate()
+            .map_err(|e| invalid("dns", &e.to_string()))?;
+        self.delivery_log
+            .validate()
+            .map_err(|e| invalid("delivery_log", &e.to_string()))?;
+        if let Err(reason) = Routes::new(&self.routes) {
+            let (key, reason) = reason
+                .split_once(": ")
+                .unwrap_or(("route", reason.as_str()));
+            return Err(invalid(key, reason));
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! stop accepting, let sessions finish (bounded by `server.shutdown_grace`), and close the
 //! spool so every acknowledged write is on disk before the process exits.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,36 +12,96 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::delivery::DeliveryEngine;
 use crate::server::Server;
 
 /// Runs the MTA until a termination signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let spool = open_spool(&config).await?;
-    let server = Server::bind(config.clone(), spool.clone()).await?;
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let serving = tokio::spawn(server.serve(shutdown.clone(), tracker.clone()));
-
+    let running = start(config).await?;
     let signal = wait_for_termination().await?;
     info!(signal, "shutting down: no new connections");
-    shutdown.cancel();
-    let _ = serving.await;
-    tracker.close();
-    let grace = config.server.shutdown_grace;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(
-            sessions = tracker.len(),
-            "shutdown grace period over; closing remaining sessions"
-        );
-    }
-    spool.close().await.context("closing the spool")?;
+    running.stop().await?;
     info!("stopped");
     Ok(())
 }
 
+/// A running MTA: spool open, delivery engine started, listeners accepting.
+pub struct Running {
+    /// The addresses the listeners are bound to.
+    pub addrs: Vec<SocketAddr>,
+    /// The spool.
+    pub spool: Arc<SledSpool>,
+    /// The delivery engine.
+    pub engine: DeliveryEngine,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the spool, starts delivery of what it holds, and starts the listeners.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let (spool, recovery) = open_spool(&config).await?;
+    let engine = DeliveryEngine::new(config.clone(), spool.clone())?;
+    finish_recovered(&spool, recovery.finished).await;
+    let pending = recovery
+        .pending
+        .into_iter()
+        .map(|m| (m.id, m.envelope))
+        .collect();
+    engine.start(pending);
+    let server = Server::bind(config.clone(), spool.clone(), Arc::new(engine.clone())).await?;
+    let addrs = server.local_addrs();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let serving = tokio::spawn(server.serve(shutdown.clone(), tracker.clone()));
+    Ok(Running {
+        addrs,
+        spool,
+        engine,
+        config,
+        shutdown,
+        tracker,
+        serving,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets sessions finish (bounded by `server.shutdown_grace`), stops
+    /// delivery, and closes the spool.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let _ = self.serving.await;
+        self.tracker.close();
+        let grace = self.config.server.shutdown_grace;
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                sessions = self.tracker.len(),
+                "shutdown grace period over; closing remaining sessions"
+            );
+        }
+        self.engine.stop(grace).await;
+        self.spool.close().await.context("closing the spool")?;
+        Ok(())
+    }
+}
+
+/// Removes messages whose recipients were all final when the process stopped (their DSNs,
+/// if any, were queued before the original was updated).
+async fn finish_recovered(spool: &SledSpool, finished: Vec<queue::RecoveredMessage>) {
+    for message in finished {
+        if let Err(error) = spool.remove(message.id).await {
+            warn!(id = %message.id, %error, "could not remove a finished message");
+        }
+    }
+}
+
 /// Opens (or creates) the spool and reports what recovery found.
-pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
+pub async fn open_spool(config: &Config) -> anyhow::Result<(Arc<SledSpool>, queue::Recovery)> {
     let path = config.spool.path.clone();
     std::fs::create_dir_all(&path)
         .with_context(|| format!("creating spool directory {}", path.display()))?;
@@ -71,7 +132,7 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
         quarantined = recovery.quarantined.len(),
         "spool open"
     );
-    Ok(Arc::new(spool))
+    Ok((Arc::new(spool), recovery))
 }
 
 async fn wait_for_termination() -> anyhow::Result<&'static str> {

@@ -275,8 +275,8 @@ async fn accept_loop(
         let rng = StdRng::seed_from_u64(rand::Rng::random(&mut seed_rng));
         let session = Session::new(shared.clone(), tcp, peer, rng, shutdown.clone());
         tracker.spawn(async move {
-            session.run().await;
-            drop((guard, permit));
+            session.run(guard).await;
+            drop(permit);
         });
     }
 }

@@ -182,10 +182,14 @@ impl Session {
     }
 
     /// Runs the session to its end.
-    pub(crate) async fn run(mut self) {
+    /// Serves the session. `connection` is released once the session is over and before
+    /// the socket is closed, so `connections_now` never counts a connection the client may
+    /// already see closed (limits measured here are never over-counted).
+    pub(crate) async fn run(mut self, connection: super::stats::ConnectionGuard) {
         let mut rbuf = InBuf::new();
         // How it ended matters to no one: a sink serves whatever the client does.
         let _end: Result<(), End> = self.serve(&mut rbuf).await;
+        drop(connection);
         if let Some(stream) = self.stream.as_mut() {
             let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
         }

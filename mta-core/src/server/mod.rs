@@ -30,6 +30,7 @@ pub use auth::hash_password;
 pub use tls::TlsSetupError;
 
 use crate::config::{Config, ListenerConfig};
+use crate::delivery::Submit;
 use auth::Users;
 use limits::{ConnectionLimits, Refusal};
 use relay::RelayPolicy;
@@ -62,6 +63,8 @@ pub enum ServerError {
 pub(crate) struct Shared<S> {
     pub(crate) config: Arc<Config>,
     pub(crate) spool: Arc<S>,
+    /// Where durable messages go next (the delivery engine).
+    pub(crate) submit: Arc<dyn Submit>,
     pub(crate) relay: RelayPolicy,
     pub(crate) users: Users,
     pub(crate) limits: Arc<ConnectionLimits>,
@@ -80,8 +83,13 @@ pub struct Server<S: Spool> {
 }
 
 impl<S: Spool> Server<S> {
-    /// Opens every configured listener and prepares TLS.
-    pub async fn bind(config: Arc<Config>, spool: Arc<S>) -> Result<Self, ServerError> {
+    /// Opens every configured listener and prepares TLS. Every message made durable is
+    /// handed to `submit`.
+    pub async fn bind(
+        config: Arc<Config>,
+        spool: Arc<S>,
+        submit: Arc<dyn Submit>,
+    ) -> Result<Self, ServerError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
             let address = listener.address;
@@ -106,6 +114,7 @@ impl<S: Spool> Server<S> {
             users: Users::new(&config.users),
             limits: ConnectionLimits::new(config.server.max_connections),
             spool,
+            submit,
             config,
         });
         Ok(Server { shared, listeners })

@@ -575,8 +575,9 @@ impl<S: Spool> Session<S> {
         });
         let size = body.len();
         let id_text = id.to_string();
-        match self.shared.spool.store(id, envelope, body).await {
+        match self.shared.spool.store(id, envelope.clone(), body).await {
             Ok(()) => {
+                self.shared.submit.submit(id, &envelope);
                 metrics::counter!("smtp_messages_received_total").increment(1);
                 info!(
                     id = %id_text,

@@ -28,6 +28,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
     pub spool: Arc<SledSpool>,
+    /// Messages the server handed on for delivery, in order.
+    pub submitted: Arc<Submitted>,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -54,10 +56,13 @@ impl TestServer {
             ));
         }
         let config = Arc::new(Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}")));
-        let spool = mta_core::lifecycle::open_spool(&config)
+        let (spool, _) = mta_core::lifecycle::open_spool(&config)
             .await
             .expect("spool");
-        let server = Server::bind(config, spool.clone()).await.expect("bind");
+        let submitted = Arc::new(Submitted::default());
+        let server = Server::bind(config, spool.clone(), submitted.clone())
+            .await
+            .expect("bind");
         let addrs = server.local_addrs();
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -66,6 +71,7 @@ impl TestServer {
             addr: addrs[0],
             addrs,
             spool,
+            submitted,
             dir,
             shutdown,
             tracker,
@@ -100,6 +106,22 @@ impl TestServer {
             .as_ref()
             .to_vec();
         (envelope, body)
+    }
+}
+
+/// Records what the server hands to the delivery engine (the engine is not under test here).
+#[derive(Default)]
+pub struct Submitted(std::sync::Mutex<Vec<MessageId>>);
+
+impl Submitted {
+    pub fn ids(&self) -> Vec<MessageId> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl mta_core::delivery::Submit for Submitted {
+    fn submit(&self, id: MessageId, _envelope: &queue::Envelope) {
+        self.0.lock().unwrap().push(id);
     }
 }
 
@@ -307,12 +329,24 @@ pub async fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-/// Writes a config file for a child-process MTA and returns its path.
+/// Writes a config file for a child-process MTA and returns its path. The delivery log goes
+/// under `dir`; DNS and delivery stay on loopback: `extra` (top-level keys and sections,
+/// written first) must route the mail, and `[dns]` points at a port where nothing answers
+/// unless `extra` has its own `[dns]`.
 pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let path = dir.join("mta.toml");
     let spool = dir.join("spool");
+    let log = dir.join("log").join("delivery.jsonl");
+    let dns = if extra.contains("[dns]") {
+        String::new()
+    } else {
+        format!(
+            "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"1s\"\n",
+            free_port()
+        )
+    };
     let text = format!(
-        "hostname = \"mta.test\"\n{extra}\n[spool]\npath = {spool:?}\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n"
+        "hostname = \"mta.test\"\n{extra}\n{dns}[delivery_log]\npath = {log:?}\n[spool]\npath = {spool:?}\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n"
     );
     std::fs::write(&path, text).expect("write config");
     path

@@ -30,6 +30,11 @@ fn spawn_mta(config: &std::path::Path) -> Child {
 /// Sends messages on one connection until the connection fails or `max` are acknowledged.
 /// Every 250 is recorded, with the marker of the message it acknowledged.
 async fn inject(addr: SocketAddr, client: usize, max: usize, acked: Acked) {
+    inject_to(addr, client, max, "example.org", acked).await
+}
+
+/// Like [`inject`], to recipients at `domain`.
+async fn inject_to(addr: SocketAddr, client: usize, max: usize, domain: &str, acked: Acked) {
     let Ok(mut tcp) = TcpStream::connect(addr).await else {
         return;
     };
@@ -69,7 +74,7 @@ async fn inject(addr: SocketAddr, client: usize, max: usize, acked: Acked) {
     for seq in 0..max {
         let marker = format!("client-{client}-message-{seq}");
         let transaction =
-            format!("MAIL FROM:<loader@example.com>\r\nRCPT TO:<r{seq}@example.org>\r\nDATA\r\n");
+            format!("MAIL FROM:<loader@example.com>\r\nRCPT TO:<r{seq}@{domain}>\r\nDATA\r\n");
         if tcp.write_all(transaction.as_bytes()).await.is_err() {
             return;
         }
@@ -97,7 +102,12 @@ async fn inject(addr: SocketAddr, client: usize, max: usize, acked: Acked) {
 async fn every_acknowledged_message_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = write_config(dir.path(), port, "");
+    // Deliveries go to a port where nothing listens: every message stays queued.
+    let route = format!(
+        "[[route]]\ndomains = [\"*\"]\nsmarthost = \"127.0.0.1:{}\"\n",
+        free_port()
+    );
+    let config = write_config(dir.path(), port, &route);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = spawn_mta(&config);
     assert!(
@@ -231,4 +241,110 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
     }
     let _ = child.kill();
     None
+}
+
+/// At-least-once delivery across kill -9: every acknowledged message reaches the sink after
+/// a restart; duplicates are limited to what was in flight (delivered but not yet recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_resumes_after_sigkill_with_nothing_lost() {
+    use benches::dns::{Records, TestDns};
+    use benches::sink::{Sink, SinkConfig};
+
+    const MAX_CONNECTIONS: usize = 4;
+    let mut records = Records::new();
+    records
+        .mx("dest.test", 10, "mx.dest.test")
+        .a("mx.dest.test", std::net::Ipv4Addr::new(127, 0, 0, 2));
+    let dns = TestDns::start("127.0.0.1:0".parse().unwrap(), records)
+        .await
+        .unwrap();
+    let sink_port = std::net::TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink = Sink::start(SinkConfig {
+        listen: format!("127.0.0.2:{sink_port}").parse().unwrap(),
+        record_messages: true,
+        record_limit: 100_000,
+        command_delay: Duration::from_millis(2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[dns]\nnameservers = [\"{}\"]\n[delivery]\nsmtp_port = {sink_port}\nmax_connections = {MAX_CONNECTIONS}\nretry_initial = \"1s\"\nretry_max = \"1s\"\n",
+        dns.addr()
+    );
+    let config = write_config(dir.path(), port, &extra);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = spawn_mta(&config);
+    assert!(
+        wait_listening(addr, Duration::from_secs(30)).await,
+        "mta did not start"
+    );
+
+    let acked: Acked = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|i| tokio::spawn(inject_to(addr, i, 150, "dest.test", acked.clone())))
+        .collect();
+    // Kill while deliveries are under way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sink.messages().len() < 100 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    for client in clients {
+        let _ = client.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        sink.messages().len() >= 100 && acked.len() >= 100,
+        "too little happened before the kill"
+    );
+
+    let mut child = spawn_mta(&config);
+    assert!(
+        wait_listening(addr, Duration::from_secs(30)).await,
+        "mta did not restart"
+    );
+    let markers = |sink: &Sink| -> Vec<String> {
+        sink.messages()
+            .iter()
+            .filter_map(|m| {
+                let body = String::from_utf8_lossy(&m.body).into_owned();
+                body.lines()
+                    .find_map(|l| l.strip_prefix("X-Marker: ").map(str::to_owned))
+            })
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen: std::collections::HashSet<String> = markers(&sink).into_iter().collect();
+        let missing = acked.iter().filter(|(_, m)| !seen.contains(m)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} acknowledged messages never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = markers(&sink);
+    let unique: std::collections::HashSet<&String> = all.iter().collect();
+    let duplicates = all.len() - unique.len();
+    assert!(
+        duplicates <= 2 * MAX_CONNECTIONS,
+        "{duplicates} duplicates: more than the messages in flight at the kill"
+    );
+    unsafe_free_sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30)).expect("exit after SIGTERM");
+    assert!(status.success());
+    sink.stop().await;
+    dns.stop().await;
 }

@@ -7,6 +7,8 @@ mod common;
 
 mod clients;
 mod crash;
+mod delivery;
 mod limits;
 mod protocol;
 mod relay_auth;
+mod world;

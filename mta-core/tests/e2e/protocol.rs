@@ -70,6 +70,11 @@ async fn a_message_is_queued_with_received_header_and_envelope() {
     );
     assert!(!text.contains("X-MTA-"), "{text}");
     assert_eq!(envelope.size, body.len() as u64);
+    assert_eq!(
+        server.submitted.ids(),
+        [queued_id(&reply)],
+        "handed to delivery once, after the 250's store"
+    );
     c.cmd("QUIT", 221).await;
     server.stop().await;
 }

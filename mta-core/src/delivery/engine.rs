@@ -1,0 +1,396 @@
+//! The delivery engine: the scheduler's timer, routing of due jobs to pools, and the hand-off
+//! from the SMTP server.
+//!
+//! Tasks: one timer task pops due jobs from the [`DelayQueue`] and sends them, through a
+//! bounded channel (back-pressure: jobs stay in the timer while routing is busy), to a fixed
+//! number of router tasks; a router resolves the job's destination (route, MX, cache) and
+//! pushes it into the ready queue of its (source, site) [`Pool`]; pools run the connections.
+//! Expired jobs go straight to the outcome code.
+//!
+//! Invariants: a job is in exactly one place (timer, routing channel, a ready queue, or a
+//! connection); nothing here blocks a tokio worker on disk (spool reads are small, writes are
+//! group-committed futures); every job the engine drops from memory has been recorded in the
+//! spool first, so a restart rebuilds the same work.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use queue::scheduler::{
+    DelayQueue, Due, Interner, Job, ReadyQueueConfig, RetryPolicy, jobs_from_envelope,
+};
+use queue::{Envelope, MessageId, SledSpool};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::destination::{Destination, NoDestination};
+use super::outcome::{Outcome, Results};
+use super::pool::{Pool, PoolKey};
+use super::route::Routes;
+use super::shaping::{Shaping, ShapingRules};
+use crate::client::{ClientTimeouts, SmtpReply};
+use crate::config::Config;
+use crate::delivery_log::DeliveryLog;
+use crate::dns::MxResolver;
+
+/// Jobs popped from the timer per pass before the timer task yields.
+const TIMER_BATCH: usize = 1024;
+/// Router tasks resolving destinations concurrently.
+const ROUTERS: usize = 64;
+/// Jobs waiting between the timer and the routers.
+const ROUTING_QUEUE: usize = 4096;
+
+/// The egress source mail leaves from (one until IP pools exist).
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// Its name, in pool keys and logs.
+    pub(crate) name: Arc<str>,
+    /// The local address to bind, if any.
+    pub(crate) address: Option<std::net::IpAddr>,
+    /// The EHLO name.
+    pub(crate) ehlo: String,
+}
+
+/// Takes messages the server has made durable and delivers them.
+pub trait Submit: Send + Sync {
+    /// Hands over a message just stored in the spool.
+    fn submit(&self, id: MessageId, envelope: &Envelope);
+}
+
+/// The running engine (cheap to clone).
+#[derive(Clone)]
+pub struct DeliveryEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Arc<Config>,
+    pub(crate) spool: Arc<SledSpool>,
+    pub(crate) resolver: MxResolver,
+    pub(crate) log: DeliveryLog,
+    pub(crate) rules: ShapingRules,
+    pub(crate) routes: Routes,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) ready_config: ReadyQueueConfig,
+    pub(crate) timeouts: ClientTimeouts,
+    pub(crate) source: Source,
+    timer: Mutex<DelayQueue>,
+    timer_wake: Notify,
+    pub(crate) interner: Mutex<Interner>,
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    /// Serialises read-modify-write of one message's envelope across its jobs.
+    message_locks: Vec<tokio::sync::Mutex<()>>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    /// Jobs in memory anywhere (timer, routing, ready queues, connections).
+    pub(crate) queued: AtomicU64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl DeliveryEngine {
+    /// Builds the engine (resolver, delivery log, shaping) without starting it.
+    pub fn new(config: Arc<Config>, spool: Arc<SledSpool>) -> anyhow::Result<DeliveryEngine> {
+        let d = &config.delivery;
+        let resolver = MxResolver::new(&config.dns)?;
+        let log = DeliveryLog::open(&config.delivery_log)?;
+        let default = Shaping {
+            provider: None,
+            max_connections: d.max_connections,
+            max_deliveries_per_connection: d.max_deliveries_per_connection,
+            max_message_rate: d.max_message_rate,
+            connection_rate: d.connection_rate,
+            tls: d.tls,
+        };
+        let rules = ShapingRules::new(&config.providers, d.default_shaping, default);
+        let routes = Routes::new(&config.routes).map_err(anyhow::Error::msg)?;
+        let retry = RetryPolicy {
+            initial: d.retry_initial,
+            max: d.retry_max,
+            jitter: d.retry_jitter,
+        };
+        let timeouts = ClientTimeouts {
+            connect: d.connect_timeout,
+            greeting: d.command_timeout,
+            command: d.command_timeout,
+            data_start: d
+                .command_timeout
+                .min(Duration::from_secs(120))
+                .max(Duration::from_secs(1)),
+            data_block: d
+                .command_timeout
+                .min(Duration::from_secs(180))
+                .max(Duration::from_secs(1)),
+            data_end: d.data_timeout,
+        };
+        let source = Source {
+            name: Arc::from("default"),
+            address: d.source_address,
+            ehlo: d
+                .ehlo_name
+                .clone()
+                .unwrap_or_else(|| config.hostname.clone()),
+        };
+        let ready_config = ReadyQueueConfig {
+            capacity: d.ready_queue_capacity,
+            starvation_limit: d.ready_queue_starvation_limit,
+        };
+        Ok(DeliveryEngine {
+            inner: Arc::new(Inner {
+                resolver,
+                log,
+                rules,
+                routes,
+                retry,
+                ready_config,
+                timeouts,
+                source,
+                timer: Mutex::new(DelayQueue::new()),
+                timer_wake: Notify::new(),
+                interner: Mutex::new(Interner::new()),
+                pools: Mutex::new(HashMap::new()),
+                message_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                queued: AtomicU64::new(0),
+                spool,
+                config,
+            }),
+        })
+    }
+
+    /// Loads the spool's pending messages into the scheduler (at their next-attempt time) and
+    /// starts the timer and router tasks.
+    pub fn start(&self, pending: Vec<(MessageId, Envelope)>) {
+        let inner = &self.inner;
+        let now = now_ms();
+        let max_age = inner.config.delivery.max_age.as_millis() as u64;
+        let mut count = 0;
+        {
+            let mut interner = inner.interner.lock().expect("interner lock");
+            let mut timer = inner.timer.lock().expect("timer lock");
+            for (id, envelope) in &pending {
+                for job in jobs_from_envelope(*id, envelope, max_age, &mut interner) {
+                    timer.insert(job, envelope.next_attempt_ms.max(now));
+                    count += 1;
+                }
+            }
+        }
+        inner.queued.fetch_add(count, Ordering::Relaxed);
+        info!(
+            messages = pending.len(),
+            jobs = count,
+            "delivery queue loaded"
+        );
+        let (route_tx, route_rx) = mpsc::channel::<Job>(ROUTING_QUEUE);
+        let route_rx = Arc::new(tokio::sync::Mutex::new(route_rx));
+        for _ in 0..ROUTERS {
+            let engine = self.clone();
+            let rx = route_rx.clone();
+            inner
+                .tracker
+                .spawn(async move { engine.route_loop(rx).await });
+        }
+        let engine = self.clone();
+        inner
+            .tracker
+            .spawn(async move { engine.timer_loop(route_tx).await });
+    }
+
+    /// Stops every task: connections finish their current message and QUIT. Jobs still in
+    /// memory are in the spool and come back at the next start.
+    pub async fn stop(&self, grace: Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.timer_wake.notify_one();
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("delivery tasks still running after the grace period");
+        }
+        if let Err(error) = self.inner.log.close() {
+            warn!(%error, "closing the delivery log");
+        }
+    }
+
+    /// Jobs held in memory (for tests and metrics).
+    pub fn queued_jobs(&self) -> u64 {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Schedules `job` at `at_ms` (or its expiry).
+    pub(crate) fn schedule(&self, job: Job, at_ms: u64) -> u64 {
+        let at = self
+            .inner
+            .timer
+            .lock()
+            .expect("timer lock")
+            .insert(job, at_ms);
+        self.inner.timer_wake.notify_one();
+        at
+    }
+
+    /// The lock that serialises updates of one message's envelope.
+    pub(crate) fn message_lock(&self, id: MessageId) -> &tokio::sync::Mutex<()> {
+        let index = (id.as_u128() % self.inner.message_locks.len() as u128) as usize;
+        &self.inner.message_locks[index]
+    }
+
+    async fn timer_loop(self, route_tx: mpsc::Sender<Job>) {
+        let inner = &self.inner;
+        loop {
+            if inner.shutdown.is_cancelled() {
+                return;
+            }
+            let now = now_ms();
+            let (due, next): (Vec<Due>, Option<u64>) = {
+                let mut timer = inner.timer.lock().expect("timer lock");
+                let mut due = Vec::new();
+                while due.len() < TIMER_BATCH {
+                    match timer.pop_due(now) {
+                        Some(d) => due.push(d),
+                        None => break,
+                    }
+                }
+                (due, timer.next_due_ms())
+            };
+            let full_batch = due.len() == TIMER_BATCH;
+            for d in due {
+                match d {
+                    Due::Attempt(job) => {
+                        if route_tx.send(job).await.is_err() {
+                            return;
+                        }
+                    }
+                    Due::Expired(job) => {
+                        let engine = self.clone();
+                        inner.tracker.spawn(async move { engine.expire(job).await });
+                    }
+                }
+            }
+            if full_batch {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let sleep = match next {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms()).max(1)),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = inner.timer_wake.notified() => {}
+                _ = inner.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn route_loop(self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+        loop {
+            let job = {
+                let mut rx = rx.lock().await;
+                tokio::select! {
+                    job = rx.recv() => job,
+                    _ = self.inner.shutdown.cancelled() => None,
+                }
+            };
+            let Some(job) = job else { return };
+            self.route(job).await;
+        }
+    }
+
+    /// Finds the job's destination and hands it to the pool for (source, site).
+    async fn route(&self, job: Job) {
+        let inner = &self.inner;
+        let destination = Destination::resolve(&job.domain, &inner.routes, &inner.resolver).await;
+        let destination = match destination {
+            Ok(d) => d,
+            Err(no) => {
+                let reply = no_destination_reply(&no);
+                debug!(domain = %job.domain, reply = %reply, "no destination");
+                let results = Results::all(&job, reply);
+                self.finish(job, results, Outcome::unrouted()).await;
+                return;
+            }
+        };
+        let shaping = inner.rules.shaping_for(destination.host_names());
+        let site: Arc<str> = match &shaping.provider {
+            Some(provider) => Arc::from(provider.as_str()),
+            None => Arc::from(destination.site()),
+        };
+        let key = PoolKey {
+            source: inner.source.name.clone(),
+            site,
+        };
+        let pool = {
+            let mut pools = inner.pools.lock().expect("pools lock");
+            pools
+                .entry(key.clone())
+                .or_insert_with(|| Pool::new(key, shaping, inner.ready_config))
+                .clone()
+        };
+        if let Err(job) = pool.push(job, destination) {
+            // The ready queue is full: wait in the timer a little, not counted as an attempt.
+            let delay = 1000 + rand::random::<u64>() % 4000;
+            self.schedule(job, now_ms() + delay);
+            return;
+        }
+        pool.kick(self);
+    }
+}
+
+impl Submit for DeliveryEngine {
+    fn submit(&self, id: MessageId, envelope: &Envelope) {
+        if envelope.received_from != "local" {
+            self.record_reception(id, envelope);
+        }
+        let max_age = self.inner.config.delivery.max_age.as_millis() as u64;
+        let jobs = {
+            let mut interner = self.inner.interner.lock().expect("interner lock");
+            jobs_from_envelope(id, envelope, max_age, &mut interner)
+        };
+        self.inner
+            .queued
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let at = envelope.next_attempt_ms;
+        let mut timer = self.inner.timer.lock().expect("timer lock");
+        for job in jobs {
+            timer.insert(job, at);
+        }
+        drop(timer);
+        self.inner.timer_wake.notify_one();
+    }
+}
+
+/// The reply recorded for a job that could not be routed (its class says whether to retry).
+fn no_destination_reply(no: &NoDestination) -> SmtpReply {
+    match no {
+        NoDestination::NullMx => SmtpReply::local(
+            556,
+            (5, 1, 10),
+            "recipient domain does not accept mail (null MX)",
+        ),
+        NoDestination::Dns(e) if e.is_permanent() => {
+            let code = parse_enhanced(e.enhanced_code()).unwrap_or((5, 1, 2));
+            SmtpReply::local(550, code, e.to_string())
+        }
+        NoDestination::Dns(e) => SmtpReply::local(451, (4, 4, 3), format!("DNS: {e}")),
+        NoDestination::Smarthost(e) => SmtpReply::local(451, (4, 4, 3), format!("smarthost: {e}")),
+    }
+}
+
+fn parse_enhanced(text: &str) -> Option<(u8, u16, u16)> {
+    let mut parts = text.split('.');
+    let class = parts.next()?.parse().ok()?;
+    let subject = parts.next()?.parse().ok()?;
+    let detail = parts.next()?.parse().ok()?;
+    Some((class, subject, detail))
+}

@@ -1,0 +1,215 @@
+//! What happens after an attempt: each recipient's reply decides its state (delivered,
+//! bounced, expired, or retried later); the envelope is rewritten (or the message removed
+//! when nothing is pending); failures owed a DSN get one; every event is logged.
+//!
+//! Invariants: updates of one message are serialised (a message with recipients at several
+//! domains has several jobs in flight); a DSN is durable in the spool before the original
+//! message records its recipients as final, so a crash can duplicate a bounce but never lose
+//! one; the retry job is scheduled only after its envelope is written, so memory and disk
+//! agree on what is pending.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use queue::scheduler::{Job, RecipientIndices};
+use queue::{Envelope, MessageId, RecipientState, Spool};
+use tracing::warn;
+
+use super::engine::{DeliveryEngine, now_ms};
+use super::events::{Event, EventKind};
+use crate::client::SmtpReply;
+
+/// Where an attempt went, for logs and DSNs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub(crate) source: Option<Arc<str>>,
+    pub(crate) site: Option<Arc<str>>,
+    pub(crate) provider: Option<String>,
+    pub(crate) mx_name: Option<String>,
+    pub(crate) mx_addr: Option<IpAddr>,
+    pub(crate) tls: Option<String>,
+}
+
+impl Outcome {
+    /// An outcome decided before any connection (DNS, null MX, expiry).
+    pub(crate) fn unrouted() -> Outcome {
+        Outcome::default()
+    }
+}
+
+/// The reply for each recipient (by envelope index) of one attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Results {
+    items: Vec<(usize, SmtpReply)>,
+}
+
+impl Results {
+    /// The same reply for every recipient of the job.
+    pub(crate) fn all(job: &Job, reply: SmtpReply) -> Results {
+        Results {
+            items: job.recipients.iter().map(|i| (i, reply.clone())).collect(),
+        }
+    }
+
+    /// The same reply for these recipients.
+    pub(crate) fn from_indices(indices: &[usize], reply: SmtpReply) -> Results {
+        Results {
+            items: indices.iter().map(|&i| (i, reply.clone())).collect(),
+        }
+    }
+
+    /// One reply per recipient, in order.
+    pub(crate) fn from_replies(indices: &[usize], replies: Vec<SmtpReply>) -> Results {
+        Results {
+            items: indices.iter().copied().zip(replies).collect(),
+        }
+    }
+}
+
+/// A recipient that failed for good, for its DSN.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) index: usize,
+    pub(crate) reply: SmtpReply,
+    pub(crate) expired: bool,
+}
+
+impl DeliveryEngine {
+    /// Records an attempt's results and decides what comes next for each recipient.
+    pub(crate) async fn finish(&self, job: Job, results: Results, outcome: Outcome) {
+        let inner = &self.inner;
+        let _guard = self.message_lock(job.message).lock().await;
+        let mut envelope = match inner.spool.envelope(job.message) {
+            Ok(envelope) => envelope,
+            Err(_) => {
+                self.forget(&job);
+                return;
+            }
+        };
+        let now = now_ms();
+        let attempt = job.attempts + 1;
+        let mut retry = Vec::new();
+        let mut failures = Vec::new();
+        for (index, reply) in results.items {
+            let Some(recipient) = envelope.recipients.get_mut(index) else {
+                continue;
+            };
+            if recipient.state != RecipientState::Pending {
+                continue;
+            }
+            recipient.attempts = recipient.attempts.max(attempt);
+            recipient.last_reply = Some(reply.to_string());
+            let kind = if reply.is_success() {
+                recipient.state = RecipientState::Delivered;
+                EventKind::Delivery
+            } else if reply.is_permanent() {
+                recipient.state = RecipientState::Failed;
+                failures.push(Failure {
+                    index,
+                    reply: reply.clone(),
+                    expired: false,
+                });
+                EventKind::Bounce
+            } else if now >= job.expires_ms {
+                recipient.state = RecipientState::Expired;
+                failures.push(Failure {
+                    index,
+                    reply: reply.clone(),
+                    expired: true,
+                });
+                EventKind::Expiration
+            } else {
+                retry.push(index as u32);
+                EventKind::TransientFailure
+            };
+            self.record(Event {
+                kind,
+                id: job.message,
+                envelope: &envelope,
+                recipient: index,
+                reply: &reply,
+                outcome: &outcome,
+                attempt,
+                now_ms: now,
+            });
+        }
+        if !failures.is_empty() && inner.config.delivery.bounces {
+            self.send_dsn(job.message, &envelope, &failures, &outcome)
+                .await;
+        }
+        let retry_job = (!retry.is_empty()).then(|| {
+            let next = inner
+                .retry
+                .next_attempt_ms(attempt, now, None, &mut rand::rng())
+                .min(job.expires_ms);
+            envelope.next_attempt_ms = next;
+            envelope.attempts = envelope.attempts.max(attempt);
+            let mut retry_job = job.clone();
+            retry_job.recipients = RecipientIndices::from(retry);
+            retry_job.attempts = attempt;
+            (retry_job, next)
+        });
+        let written = if envelope.is_finished() {
+            inner.spool.remove(job.message).await
+        } else {
+            inner.spool.update(job.message, &envelope).await
+        };
+        if let Err(error) = written {
+            warn!(id = %job.message, %error, "could not record a delivery outcome in the spool");
+        }
+        match retry_job {
+            Some((retry_job, at)) => {
+                self.schedule(retry_job, at);
+            }
+            None => self.forget(&job),
+        }
+    }
+
+    /// A job reached its maximum age: its recipients expire with their last reply.
+    pub(crate) async fn expire(&self, job: Job) {
+        let reply = SmtpReply::local(
+            451,
+            (4, 4, 7),
+            format!(
+                "message expired after {} in the queue",
+                humantime::format_duration(self.inner.config.delivery.max_age)
+            ),
+        );
+        let results = Results::all(&job, reply);
+        self.finish(job, results, Outcome::unrouted()).await;
+    }
+
+    /// A job leaves memory without a successor.
+    pub(crate) fn forget(&self, _job: &Job) {
+        self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Builds and queues the DSN for these failures (none for a null sender or when no
+    /// recipient asked for one).
+    async fn send_dsn(
+        &self,
+        id: MessageId,
+        envelope: &Envelope,
+        failures: &[Failure],
+        outcome: &Outcome,
+    ) {
+        let Some((dsn_envelope, body)) = self.build_dsn(id, envelope, failures, outcome) else {
+            return;
+        };
+        let dsn_id = MessageId::generate();
+        match self
+            .inner
+            .spool
+            .store(dsn_id, dsn_envelope.clone(), body)
+            .await
+        {
+            Ok(()) => {
+                metrics::counter!("delivery_dsn_total").increment(1);
+                use super::engine::Submit;
+                self.submit(dsn_id, &dsn_envelope);
+            }
+            Err(error) => warn!(%id, %error, "could not queue a DSN"),
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Delivery end to end: MX resolution from a real DNS server, SMTP sinks as MX hosts, TLS,
+//! retries, bounces as DSNs, expiry, null MX, connection reuse and limits.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Duration;
+
+use benches::dns::Records;
+use benches::sink::{Rule, SinkConfig};
+use smtp_proto::Extensions;
+
+use crate::world::{World, events};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
+}
+
+fn message(subject: &str) -> String {
+    format!("From: sender@sender.test\r\nTo: someone\r\nSubject: {subject}\r\n\r\nHello.\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_per_domain_in_mx_preference_order() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx1.a.test")
+        .mx("a.test", 20, "mx2.a.test")
+        .a("mx1.a.test", ip(2))
+        .a("mx2.a.test", ip(3))
+        .mx("b.test", 10, "mx.b.test")
+        .a("mx.b.test", ip(3));
+    let mut world = World::new(r).await;
+    let primary = world.sink(2, SinkConfig::default()).await;
+    let other = world.sink(3, SinkConfig::default()).await;
+    world.start("", "").await;
+    let id = world
+        .send(
+            "sender@sender.test",
+            &["u1@a.test", "v@b.test", "u2@a.test"],
+            &message("two domains"),
+        )
+        .await;
+    let at_primary = primary.wait_for_messages(1, WAIT).await.unwrap();
+    let at_other = other.wait_for_messages(1, WAIT).await.unwrap();
+    assert_eq!(at_primary[0].rcpt_to, ["u1@a.test", "u2@a.test"]);
+    assert_eq!(at_other[0].rcpt_to, ["v@b.test"]);
+    assert_eq!(at_primary[0].mail_from, "sender@sender.test");
+    let body = String::from_utf8_lossy(&at_primary[0].body);
+    assert!(
+        body.contains("Subject: two domains\r\n") && body.starts_with("Received: "),
+        "{body}"
+    );
+    world.wait_removed(id).await;
+    let log = world
+        .wait_log("delivery of v", |r| {
+            r["type"] == "Delivery" && r["recipient"] == "v@b.test"
+        })
+        .await;
+    let delivery = events(&log, "Delivery", "u1@a.test")[0];
+    assert_eq!(delivery["mx_host"], "mx1.a.test");
+    assert_eq!(delivery["mx_ip"], "127.0.0.2");
+    assert_eq!(delivery["reply_code"], 250);
+    assert!(
+        log.iter()
+            .any(|r| r["type"] == "Reception" && r["message_id"] == id.to_string())
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_mx_when_the_first_refuses_connections() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "dead.a.test")
+        .mx("a.test", 20, "live.a.test")
+        .a("dead.a.test", ip(9))
+        .a("live.a.test", ip(2));
+    let mut world = World::new(r).await;
+    let live = world.sink(2, SinkConfig::default()).await;
+    world.start("", "").await;
+    world
+        .send("sender@sender.test", &["u@a.test"], &message("failover"))
+        .await;
+    live.wait_for_messages(1, WAIT).await.unwrap();
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_after_a_4xx_and_then_delivers() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx.a.test").a("mx.a.test", ip(2));
+    let mut world = World::new(r).await;
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::defer_first_attempts(1)],
+                ..Default::default()
+            },
+        )
+        .await;
+    world.start("", "").await;
+    let id = world
+        .send("sender@sender.test", &["u@a.test"], &message("retry"))
+        .await;
+    sink.wait_for_messages(1, WAIT).await.unwrap();
+    world.wait_removed(id).await;
+    let log = world
+        .wait_log("delivery", |r| r["type"] == "Delivery")
+        .await;
+    let transient = events(&log, "TransientFailure", "u@a.test");
+    assert_eq!(transient.len(), 1, "{log:#?}");
+    assert_eq!(transient[0]["reply_code"].as_u64().unwrap() / 100, 4);
+    assert_eq!(transient[0]["attempt"], 1);
+    assert_eq!(events(&log, "Delivery", "u@a.test")[0]["attempt"], 2);
+    assert_eq!(sink.counters().recipients_deferred, 1);
+    world.stop().await;
+}
+
+/// Parses a DSN with Python's email package (an independent parser) and returns its
+/// per-recipient fields as JSON.
+fn parse_dsn(message: &[u8]) -> serde_json::Value {
+    let script = r#"
+import email, json, sys
+from email import policy
+msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.compat32)
+out = {"content_type": msg.get_content_type(), "report_type": msg.get_param("report-type"),
+       "auto_submitted": msg["Auto-Submitted"], "to": msg["To"], "parts": [], "recipients": []}
+for part in msg.walk():
+    out["parts"].append(part.get_content_type())
+    if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+        blocks = part.get_payload()
+        out["per_message"] = dict(blocks[0].items())
+        for block in blocks[1:]:
+            out["recipients"].append(dict(block.items()))
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_bounces_with_a_dsn_that_reaches_the_sender_domain() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx.a.test")
+        .a("mx.a.test", ip(2))
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", ip(3));
+    let mut world = World::new(r).await;
+    let isp = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::bounce_local_parts(["nouser"])],
+                ..Default::default()
+            },
+        )
+        .await;
+    let sender_mx = world.sink(3, SinkConfig::default()).await;
+    world.start("", "").await;
+    let mut c = world.client().await;
+    c.cmd("MAIL FROM:<sender@sender.test> ENVID=campaign-7", 250)
+        .await;
+    c.cmd("RCPT TO:<nouser@a.test> ORCPT=rfc822;nouser@a.test", 250)
+        .await;
+    c.cmd("RCPT TO:<ok@a.test>", 250).await;
+    c.cmd("DATA", 354).await;
+    c.send(message("bounce me")).await;
+    c.send(".\r\n").await;
+    c.expect(250).await;
+    let delivered = isp.wait_for_messages(1, WAIT).await.unwrap();
+    assert_eq!(delivered[0].rcpt_to, ["ok@a.test"]);
+    let dsn = sender_mx.wait_for_messages(1, WAIT).await.unwrap();
+    assert_eq!(dsn[0].mail_from, "", "a DSN has the null sender");
+    assert_eq!(dsn[0].rcpt_to, ["sender@sender.test"]);
+    let parsed = parse_dsn(&dsn[0].body);
+    assert_eq!(parsed["content_type"], "multipart/report");
+    assert_eq!(parsed["report_type"], "delivery-status");
+    assert_eq!(parsed["auto_submitted"], "auto-replied");
+    assert_eq!(parsed["per_message"]["Original-Envelope-Id"], "campaign-7");
+    let recipients = parsed["recipients"].as_array().unwrap();
+    assert_eq!(recipients.len(), 1, "{parsed}");
+    assert_eq!(recipients[0]["Final-Recipient"], "rfc822; nouser@a.test");
+    assert_eq!(recipients[0]["Action"], "failed");
+    assert_eq!(recipients[0]["Status"], "5.1.1");
+    assert_eq!(recipients[0]["Remote-MTA"], "dns; mx.a.test");
+    assert!(
+        recipients[0]["Diagnostic-Code"]
+            .as_str()
+            .unwrap()
+            .starts_with("smtp; 550"),
+        "{parsed}"
+    );
+    assert!(
+        parsed["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "message/rfc822"),
+        "{parsed}"
+    );
+    let log = world.wait_log("bounce", |r| r["type"] == "Bounce").await;
+    assert_eq!(events(&log, "Bounce", "nouser@a.test").len(), 1);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_mx_bounces_at_once_and_a_null_sender_never_gets_a_dsn() {
+    let mut r = Records::new();
+    r.null_mx("nomail.test")
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", ip(3));
+    let mut world = World::new(r).await;
+    let sender_mx = world.sink(3, SinkConfig::default()).await;
+    world.start("", "").await;
+    let bounced = world
+        .send(
+            "sender@sender.test",
+            &["u@nomail.test"],
+            &message("null mx"),
+        )
+        .await;
+    let dsn = sender_mx.wait_for_messages(1, WAIT).await.unwrap();
+    let parsed = parse_dsn(&dsn[0].body);
+    assert_eq!(parsed["recipients"][0]["Status"], "5.1.10");
+    world.wait_removed(bounced).await;
+    // A bounce of a bounce: refused for good, and no DSN goes anywhere.
+    let id = world
+        .send("", &["u@nomail.test"], &message("null sender"))
+        .await;
+    world.wait_removed(id).await;
+    let log = world
+        .wait_log("second bounce", |r| {
+            r["type"] == "Bounce" && r["message_id"] == id.to_string()
+        })
+        .await;
+    assert_eq!(events(&log, "Bounce", "u@nomail.test").len(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sender_mx.messages().len(), 1, "no DSN for a null sender");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_expire_with_a_dsn() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx.a.test")
+        .a("mx.a.test", ip(2))
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", ip(3));
+    let mut world = World::new(r).await;
+    let isp = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::defer_fraction(1.0)],
+                ..Default::default()
+            },
+        )
+        .await;
+    let sender_mx = world.sink(3, SinkConfig::default()).await;
+    world.start("", "max_age = \"3s\"").await;
+    let id = world
+        .send("sender@sender.test", &["u@a.test"], &message("expire"))
+        .await;
+    let dsn = sender_mx.wait_for_messages(1, WAIT).await.unwrap();
+    let parsed = parse_dsn(&dsn[0].body);
+    assert_eq!(parsed["recipients"][0]["Status"], "5.4.7", "{parsed}");
+    world.wait_removed(id).await;
+    let log = world
+        .wait_log("expiration", |r| r["type"] == "Expiration")
+        .await;
+    assert_eq!(events(&log, "Expiration", "u@a.test").len(), 1, "{log:#?}");
+    assert!(isp.counters().recipients_deferred >= 1);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_and_limits_are_held() {
+    let mut r = Records::new();
+    r.mx("limited.test", 10, "mx.limited.test")
+        .a("mx.limited.test", ip(2));
+    let mut world = World::new(r).await;
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                command_delay: Duration::from_millis(20),
+                ..Default::default()
+            },
+        )
+        .await;
+    let provider = "[[provider]]\nname = \"limited\"\nmx_suffixes = [\".limited.test\"]\nmax_connections = 2\nmax_deliveries_per_connection = 10\n";
+    world.start(provider, "").await;
+    let mut injectors = Vec::new();
+    for i in 0..4 {
+        let mut c = world.client().await;
+        injectors.push(tokio::spawn(async move {
+            for j in 0..10 {
+                let (code, text) = c
+                    .send_message(
+                        "sender@sender.test",
+                        &[&format!("u{i}-{j}@limited.test")],
+                        b"Subject: x\r\n\r\nx\r\n",
+                    )
+                    .await;
+                assert_eq!(code, 250, "{text}");
+            }
+        }));
+    }
+    for injector in injectors {
+        injector.await.unwrap();
+    }
+    sink.wait_for_messages(40, WAIT).await.unwrap();
+    let counters = sink.counters();
+    assert!(
+        counters.connections_max <= 2,
+        "max_connections exceeded: {counters:?}"
+    );
+    assert!(
+        counters.connections_total >= 4,
+        "max_deliveries_per_connection not held: {counters:?}"
+    );
+    assert!(
+        counters.connections_total <= 20,
+        "connections not reused: {counters:?}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_used_when_offered_and_required_tls_defers_without_it() {
+    let mut r = Records::new();
+    r.mx("tls.test", 10, "mx.tls.test")
+        .a("mx.tls.test", ip(2))
+        .mx("plain.test", 10, "mx.plain.test")
+        .a("mx.plain.test", ip(3));
+    let mut world = World::new(r).await;
+    let tls_sink = world
+        .sink(
+            2,
+            SinkConfig {
+                extensions: SinkConfig::default().extensions | Extensions::STARTTLS,
+                ..Default::default()
+            },
+        )
+        .await;
+    let plain_sink = world.sink(3, SinkConfig::default()).await;
+    let provider =
+        "[[provider]]\nname = \"plain\"\nmx_suffixes = [\".plain.test\"]\ntls = \"required\"\n";
+    world.start(provider, "").await;
+    world
+        .send("sender@sender.test", &["u@tls.test"], &message("tls"))
+        .await;
+    let got = tls_sink.wait_for_messages(1, WAIT).await.unwrap();
+    assert!(got[0].tls, "delivered without TLS");
+    let log = world
+        .wait_log("TLS delivery", |r| r["type"] == "Delivery")
+        .await;
+    assert!(
+        events(&log, "Delivery", "u@tls.test")[0]["tls"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1")
+    );
+    world
+        .send(
+            "sender@sender.test",
+            &["u@plain.test"],
+            &message("must not go in plaintext"),
+        )
+        .await;
+    world
+        .wait_log("TLS required", |r| {
+            r["type"] == "TransientFailure" && r["recipient"] == "u@plain.test"
+        })
+        .await;
+    assert_eq!(plain_sink.counters().messages_accepted, 0);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtputf8_messages_bounce_when_the_server_lacks_it_and_routes_win_over_mx() {
+    let mut r = Records::new();
+    r.mx("old.test", 10, "mx.old.test")
+        .a("mx.old.test", ip(2))
+        .mx("routed.test", 10, "mx.routed.test")
+        .a("mx.routed.test", ip(9));
+    let mut world = World::new(r).await;
+    let old = world
+        .sink(
+            2,
+            SinkConfig {
+                extensions: SinkConfig::default().extensions - Extensions::SMTPUTF8,
+                ..Default::default()
+            },
+        )
+        .await;
+    let smarthost = world.sink(4, SinkConfig::default()).await;
+    let route = format!(
+        "[[route]]\ndomains = [\"*.routed.test\", \"routed.test\"]\nsmarthost = \"127.0.0.4:{}\"\n",
+        world.port
+    );
+    world.start(&route, "bounces = false").await;
+    let mut c = world.client().await;
+    c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8", 250).await;
+    c.cmd("RCPT TO:<u@old.test>", 250).await;
+    c.cmd("DATA", 354).await;
+    c.send("Subject: caf\u{e9}\r\n\r\nx\r\n.\r\n").await;
+    c.expect(250).await;
+    let log = world
+        .wait_log("5.6.7 bounce", |r| r["type"] == "Bounce")
+        .await;
+    assert_eq!(
+        events(&log, "Bounce", "u@old.test")[0]["enhanced_code"],
+        "5.6.7"
+    );
+    assert_eq!(old.counters().transactions, 0, "nothing was sent");
+    world
+        .send(
+            "sender@sender.test",
+            &["u@routed.test", "v@sub.routed.test"],
+            &message("routed"),
+        )
+        .await;
+    let got = smarthost.wait_for_messages(1, WAIT).await.unwrap();
+    let mut rcpts = got
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .collect::<Vec<_>>();
+    if rcpts.len() < 2 {
+        rcpts.extend(
+            smarthost.wait_for_messages(2, WAIT).await.unwrap()[1]
+                .rcpt_to
+                .clone(),
+        );
+    }
+    rcpts.sort();
+    assert_eq!(rcpts, ["u@routed.test", "v@sub.routed.test"]);
+    world.stop().await;
+}

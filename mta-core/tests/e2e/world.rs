@@ -1,0 +1,154 @@
+//! A small world for delivery tests: an authoritative DNS server with test zones, SMTP sinks
+//! acting as MX hosts on 127.0.0.x (all on one port, as MX hosts share port 25), and the MTA
+//! in-process, configured to use them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use benches::dns::{Records, TestDns};
+use benches::sink::{Sink, SinkConfig};
+use mta_core::config::Config;
+use mta_core::lifecycle::Running;
+use queue::{MessageId, Spool};
+
+use crate::common::{Client, queued_id};
+
+pub struct World {
+    pub dns: TestDns,
+    /// The port every sink listens on (the MTA's `smtp_port`).
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub mta: Option<Running>,
+}
+
+impl World {
+    /// DNS with `records`; no MTA yet.
+    pub async fn new(records: Records) -> World {
+        let dns = TestDns::start("127.0.0.1:0".parse().unwrap(), records)
+            .await
+            .expect("test DNS");
+        let port = std::net::TcpListener::bind("127.0.0.2:0")
+            .expect("bind 127.0.0.2")
+            .local_addr()
+            .unwrap()
+            .port();
+        World {
+            dns,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            mta: None,
+        }
+    }
+
+    /// A sink on 127.0.0.`last`, on the world's port.
+    pub async fn sink(&self, last: u8, mut config: SinkConfig) -> Sink {
+        config.listen = SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), self.port));
+        config.record_messages = true;
+        Sink::start(config).await.expect("sink")
+    }
+
+    /// The configuration text: `extra` first (top-level keys, sections), then the world's
+    /// own settings. `delivery` keys go inside `[delivery]`.
+    pub fn config_text(&self, extra: &str, delivery: &str) -> String {
+        format!(
+            "hostname = \"mta.test\"\n{extra}\n[spool]\npath = {:?}\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+             [delivery_log]\npath = {:?}\n\
+             [delivery]\nsmtp_port = {}\nretry_initial = \"1s\"\nretry_max = \"2s\"\nidle_timeout = \"1s\"\nconnect_timeout = \"2s\"\ncommand_timeout = \"10s\"\n{delivery}\n",
+            self.dir.path().join("spool"),
+            self.dns.addr(),
+            self.log_path(),
+            self.port,
+        )
+    }
+
+    /// Starts the MTA.
+    pub async fn start(&mut self, extra: &str, delivery: &str) {
+        let text = self.config_text(extra, delivery);
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        self.mta = Some(mta_core::lifecycle::start(config).await.expect("start mta"));
+    }
+
+    pub fn running(&self) -> &Running {
+        self.mta.as_ref().expect("started")
+    }
+
+    /// A client that has said EHLO.
+    pub async fn client(&self) -> Client {
+        let mut c = Client::connect(self.running().addrs[0]).await;
+        c.expect(220).await;
+        c.cmd("EHLO injector.test", 250).await;
+        c
+    }
+
+    /// Injects one message and returns its queue id.
+    pub async fn send(&self, from: &str, to: &[&str], body: &str) -> MessageId {
+        let mut c = self.client().await;
+        let (code, text) = c.send_message(from, to, body.as_bytes()).await;
+        assert_eq!(code, 250, "{text}");
+        c.cmd("QUIT", 221).await;
+        queued_id(&text)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("log").join("delivery.jsonl")
+    }
+
+    /// The delivery log's records so far.
+    pub fn log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+            .collect()
+    }
+
+    /// Waits (bounded) until the log has a record matching `predicate`; returns all records.
+    pub async fn wait_log(
+        &self,
+        what: &str,
+        predicate: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        for _ in 0..300 {
+            let log = self.log();
+            if log.iter().any(&predicate) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log record: {what}\n{:#?}", self.log());
+    }
+
+    /// Waits (bounded) until the message is gone from the spool (all recipients final).
+    pub async fn wait_removed(&self, id: MessageId) {
+        for _ in 0..300 {
+            if self.running().spool.envelope(id).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "message {id} still in the spool: {:?}",
+            self.running().spool.envelope(id)
+        );
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(mta) = self.mta.take() {
+            mta.stop().await.expect("stop");
+        }
+        self.dns.stop().await;
+    }
+}
+
+/// Records where `kind` happened to `recipient`.
+pub fn events<'a>(
+    log: &'a [serde_json::Value],
+    kind: &str,
+    recipient: &str,
+) -> Vec<&'a serde_json::Value> {
+    log.iter()
+        .filter(|r| r["type"] == kind && r["recipient"] == recipient)
+        .collect()
+}
