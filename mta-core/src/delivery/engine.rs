@@ -239,9 +239,13 @@ impl DeliveryEngine {
         at
     }
 
-    /// The lock that serialises updates of one message's envelope.
+    /// The lock that serialises updates of one message's envelope. Ids share their low 64
+    /// bits within a process (a per-process tag), so the stripe comes from the high bits (time
+    /// and sequence), spread by Fibonacci hashing.
     pub(crate) fn message_lock(&self, id: MessageId) -> &tokio::sync::Mutex<()> {
-        let index = (id.as_u128() % self.inner.message_locks.len() as u128) as usize;
+        let high = (id.as_u128() >> 64) as u64;
+        let index = (high.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+            % self.inner.message_locks.len();
         &self.inner.message_locks[index]
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use queue::Spool;
 use queue::scheduler::{Due, Job, ReadyQueue, ReadyQueueConfig};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tracing::debug;
 
 use super::destination::{Candidate, Destination};
@@ -22,6 +22,11 @@ use super::outcome::{Outcome, Results};
 use super::rate::Gcra;
 use super::shaping::Shaping;
 use crate::client::{ClientError, ConnectParams, Connection, OutgoingMessage, OutgoingRecipient};
+
+/// Outcomes of one connection that may wait for their spool write at once. The connection
+/// goes on sending while they are written; a crash may deliver these again (at-least-once),
+/// so this bounds the duplicates to `max_connections` times this.
+const UNRECORDED_PER_CONNECTION: usize = 4;
 
 /// What a pool is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -247,9 +252,11 @@ impl Pool {
             .increment(1);
         let mut job = first;
         let mut delivered = 0usize;
+        let unrecorded = Arc::new(Semaphore::new(UNRECORDED_PER_CONNECTION));
         loop {
             self.wait_message_rate().await;
-            self.deliver(engine, &mut conn, &candidate, job).await;
+            self.deliver(engine, &mut conn, &candidate, job, &unrecorded)
+                .await;
             delivered += 1;
             if !conn.is_healthy() || delivered >= self.shaping.max_deliveries_per_connection {
                 break;
@@ -306,6 +313,7 @@ impl Pool {
         conn: &mut Connection,
         candidate: &Candidate,
         job: Job,
+        unrecorded: &Arc<Semaphore>,
     ) {
         let spool = &engine.inner.spool;
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
@@ -354,7 +362,20 @@ impl Pool {
             Ok(replies) => Results::from_replies(&indices, replies.recipients),
             Err(error) => Results::from_indices(&indices, error.as_reply()),
         };
-        engine.finish(job, results, outcome).await;
+        // Recording the outcome waits for a spool commit; the connection need not: it moves
+        // on to the next message while the outcome is written (group-committed with others).
+        // At most UNRECORDED_PER_CONNECTION outcomes wait at once, which bounds what a crash
+        // can deliver twice.
+        let permit = unrecorded
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let engine2 = engine.clone();
+        engine.inner.tracker.spawn(async move {
+            engine2.finish(job, results, outcome).await;
+            drop(permit);
+        });
     }
 
     fn outcome(&self, candidate: Option<&Candidate>, tls: Option<String>) -> Outcome {
