@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use queue::{BodyType, DsnParams, DsnRet, Envelope, Notify, Recipient, Tags};
+use queue::{BodyType, DsnParams, DsnRet, Envelope, Notify, Priority, Recipient, Tags};
 use smtp_proto::{
     Body, ForwardPath, MailFlags, MailParams, NotifyOn, RcptParams, Ret, ReversePath,
 };
@@ -71,6 +71,17 @@ pub(crate) fn build_envelope(input: EnvelopeInput<'_>) -> Envelope {
         tenant: input.tags.tenant.clone(),
         campaign: input.tags.campaign.clone(),
         pool: input.tags.pool.clone(),
+    };
+    envelope.priority = match input
+        .tags
+        .priority
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("high") => Priority::High,
+        Some("bulk") => Priority::Bulk,
+        _ => Priority::Normal,
     };
     envelope.smtputf8 = input.params.flags.contains(MailFlags::SMTPUTF8);
     envelope.body_type = match input.params.body {

@@ -21,13 +21,20 @@ pub(crate) struct ControlTags {
     pub(crate) campaign: Option<String>,
     /// `X-MTA-Pool`.
     pub(crate) pool: Option<String>,
+    /// `X-MTA-Priority` (`high`, `normal`, `bulk`), as written; checked when taken.
+    pub(crate) priority: Option<String>,
 }
 
 /// A control header that cannot be used: its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadControlHeader(pub(crate) &'static str);
 
-const CONTROL_HEADERS: [&str; 3] = ["X-MTA-Tenant", "X-MTA-Campaign", "X-MTA-Pool"];
+const CONTROL_HEADERS: [&str; 4] = [
+    "X-MTA-Tenant",
+    "X-MTA-Campaign",
+    "X-MTA-Pool",
+    "X-MTA-Priority",
+];
 
 /// Finds the control headers in the header section of `body[start..]`, removes them, and
 /// returns their values. A header given twice, empty, too long, or with characters outside
@@ -58,13 +65,19 @@ pub(crate) fn take_control_headers(
             {
                 let header = CONTROL_HEADERS[index];
                 let value = unfold(&field[colon + 1..]);
-                let valid = !value.is_empty()
+                let mut valid = !value.is_empty()
                     && value.len() <= MAX_TAG_LEN
                     && value.bytes().all(|b| b.is_ascii_graphic());
                 let slot = match index {
                     0 => &mut tags.tenant,
                     1 => &mut tags.campaign,
-                    _ => &mut tags.pool,
+                    2 => &mut tags.pool,
+                    _ => {
+                        valid &= ["high", "normal", "bulk"]
+                            .iter()
+                            .any(|p| p.eq_ignore_ascii_case(&value));
+                        &mut tags.priority
+                    }
                 };
                 if !valid || slot.is_some() {
                     return Err(BadControlHeader(header));
@@ -198,7 +211,7 @@ mod tests {
 
     #[test]
     fn control_headers_become_tags_and_leave_the_message() {
-        let mut body = b"Received: by us\r\nFrom: a@example.com\r\nX-MTA-Tenant: acme\r\nSubject: hi\r\nx-mta-campaign:\r\n  spring-2026\r\nX-MTA-Pool: bulk\r\n\r\nX-MTA-Tenant: in the body stays\r\n".to_vec();
+        let mut body = b"Received: by us\r\nFrom: a@example.com\r\nX-MTA-Tenant: acme\r\nSubject: hi\r\nx-mta-campaign:\r\n  spring-2026\r\nX-MTA-Pool: bulk\r\nX-MTA-Priority: High\r\n\r\nX-MTA-Tenant: in the body stays\r\n".to_vec();
         let tags = take_control_headers(&mut body, 17).unwrap();
         assert_eq!(
             tags,
@@ -206,6 +219,7 @@ mod tests {
                 tenant: Some("acme".into()),
                 campaign: Some("spring-2026".into()),
                 pool: Some("bulk".into()),
+                priority: Some("High".into()),
             }
         );
         assert_eq!(
@@ -216,7 +230,8 @@ mod tests {
 
     #[test]
     fn bad_control_headers_are_refused() {
-        let cases: [(&[u8], &str); 4] = [
+        let cases: [(&[u8], &str); 5] = [
+            (b"X-MTA-Priority: urgent\r\n\r\n", "X-MTA-Priority"),
             (
                 b"X-MTA-Tenant: a\r\nX-MTA-Tenant: b\r\n\r\n",
                 "X-MTA-Tenant",

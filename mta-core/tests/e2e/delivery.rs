@@ -447,3 +447,35 @@ async fn smtputf8_messages_bounce_when_the_server_lacks_it_and_routes_win_over_m
     assert_eq!(rcpts, ["u@routed.test", "v@sub.routed.test"]);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_rate_is_spread_evenly() {
+    let mut r = Records::new();
+    r.mx("rate.test", 10, "mx.rate.test")
+        .a("mx.rate.test", ip(2));
+    let mut world = World::new(r).await;
+    let sink = world.sink(2, SinkConfig::default()).await;
+    let provider = "[[provider]]\nname = \"slow\"\nmx_suffixes = [\".rate.test\"]\nmax_message_rate = \"20/s\"\n";
+    world.start(provider, "").await;
+    let mut c = world.client().await;
+    for i in 0..21 {
+        let (code, text) = c
+            .send_message(
+                "sender@sender.test",
+                &[&format!("u{i}@rate.test")],
+                b"Subject: r\r\n\r\nx\r\n",
+            )
+            .await;
+        assert_eq!(code, 250, "{text}");
+    }
+    let got = sink.wait_for_messages(21, WAIT).await.unwrap();
+    let first = got.iter().map(|m| m.received_at).min().unwrap();
+    let last = got.iter().map(|m| m.received_at).max().unwrap();
+    // 21 messages at 20/s take at least 20 intervals of 50 ms (a lower bound: never faster).
+    assert!(
+        last - first >= Duration::from_millis(900),
+        "sent too fast: {:?}",
+        last - first
+    );
+    world.stop().await;
+}

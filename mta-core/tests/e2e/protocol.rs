@@ -33,7 +33,7 @@ async fn a_message_is_queued_with_received_header_and_envelope() {
     .await;
     c.cmd("RCPT TO:<second@example.net>", 250).await;
     c.cmd("DATA", 354).await;
-    c.send(b"Subject: hello\r\nX-MTA-Tenant: acme\r\nX-MTA-Campaign: spring\r\n\r\n..dot line\r\nbody\r\n.\r\n").await;
+    c.send(b"Subject: hello\r\nX-MTA-Tenant: acme\r\nX-MTA-Campaign: spring\r\nX-MTA-Priority: high\r\n\r\n..dot line\r\nbody\r\n.\r\n").await;
     let reply = c.expect(250).await;
     assert!(reply.contains("2.0.0 Ok: queued as "), "{reply}");
     let (envelope, body) = server.stored(&reply);
@@ -56,6 +56,7 @@ async fn a_message_is_queued_with_received_header_and_envelope() {
     assert_eq!(envelope.dsn.envid.as_deref(), Some("abc+2B1"));
     assert_eq!(envelope.tags.tenant.as_deref(), Some("acme"));
     assert_eq!(envelope.tags.campaign.as_deref(), Some("spring"));
+    assert_eq!(envelope.priority, queue::Priority::High);
     assert_eq!(envelope.received_from, "127.0.0.1");
     let text = String::from_utf8(body.clone()).unwrap();
     assert!(
