@@ -42,6 +42,8 @@ const TIMER_BATCH: usize = 1024;
 const ROUTERS: usize = 64;
 /// Jobs waiting between the timer and the routers.
 const ROUTING_QUEUE: usize = 4096;
+/// How often idle pools and unused interned strings are dropped.
+const CLEANUP_INTERVAL_MS: u64 = 60_000;
 
 /// The egress source mail leaves from (one until IP pools exist).
 #[derive(Debug, Clone)]
@@ -251,11 +253,16 @@ impl DeliveryEngine {
 
     async fn timer_loop(self, route_tx: mpsc::Sender<Job>) {
         let inner = &self.inner;
+        let mut last_cleanup = now_ms();
         loop {
             if inner.shutdown.is_cancelled() {
                 return;
             }
             let now = now_ms();
+            if now.saturating_sub(last_cleanup) >= CLEANUP_INTERVAL_MS {
+                last_cleanup = now;
+                self.clean_up();
+            }
             let (due, next): (Vec<Due>, Option<u64>) = {
                 let mut timer = inner.timer.lock().expect("timer lock");
                 let mut due = Vec::new();
@@ -311,6 +318,25 @@ impl DeliveryEngine {
         }
     }
 
+    /// Drops pools that hold and run nothing, and interned strings no job uses any more, so
+    /// memory follows the current queue rather than every destination ever seen.
+    fn clean_up(&self) {
+        let inner = &self.inner;
+        let pools = {
+            let mut pools = inner.pools.lock().expect("pools lock");
+            pools.retain(|_, pool| !pool.is_idle());
+            pools.len()
+        };
+        let strings = inner
+            .interner
+            .lock()
+            .expect("interner lock")
+            .remove_unused();
+        metrics::gauge!("delivery_pools").set(pools as f64);
+        metrics::gauge!("delivery_queued_jobs").set(inner.queued.load(Ordering::Relaxed) as f64);
+        debug!(pools, strings_dropped = strings, "delivery clean-up");
+    }
+
     /// Finds the job's destination and hands it to the pool for (source, site).
     async fn route(&self, job: Job) {
         let inner = &self.inner;
@@ -334,14 +360,17 @@ impl DeliveryEngine {
             source: inner.source.name.clone(),
             site,
         };
-        let pool = {
+        // Pushed under the map lock, so the clean-up never drops a pool between lookup and push.
+        let (pool, pushed) = {
             let mut pools = inner.pools.lock().expect("pools lock");
-            pools
+            let pool = pools
                 .entry(key.clone())
                 .or_insert_with(|| Pool::new(key, shaping, inner.ready_config))
-                .clone()
+                .clone();
+            let pushed = pool.push(job, destination);
+            (pool, pushed)
         };
-        if let Err(job) = pool.push(job, destination) {
+        if let Err(job) = pushed {
             // The ready queue is full: wait in the timer a little, not counted as an attempt.
             let delay = 1000 + rand::random::<u64>() % 4000;
             self.schedule(job, now_ms() + delay);

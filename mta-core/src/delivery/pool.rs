@@ -216,6 +216,8 @@ impl Pool {
         };
         let inner = &engine.inner;
         let Some(destination) = self.lock().destination.clone() else {
+            // Cannot happen (a job is pushed with its destination), but never lose a job.
+            engine.schedule(first, now_ms() + 1000);
             return;
         };
         let candidates =
@@ -389,6 +391,12 @@ impl Pool {
             mx_addr: candidate.map(|c| c.addr.ip()),
             tls,
         }
+    }
+
+    /// True when the pool holds nothing and runs nothing (it can be dropped).
+    pub(crate) fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.queue.is_empty() && state.active == 0 && !state.kick_pending
     }
 
     fn provider_label(&self) -> String {
