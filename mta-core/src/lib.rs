@@ -6,8 +6,10 @@
 //! routing, pools) → `client` (SMTP to the next hop). Alongside: `dns` (MX resolution),
 //! `dsn` (bounces), `delivery_log` (one JSON record per event), `config`, `lifecycle`.
 
+pub mod admin;
 pub mod client;
 pub mod config;
+pub mod ctl;
 pub mod delivery;
 pub mod delivery_log;
 pub mod dns;
