@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::admin::AdminConfig;
 use crate::client::TlsMode;
 use crate::delivery::{ProviderConfig, Rate, RouteConfig, Routes};
 use crate::delivery_log::DeliveryLogConfig;
@@ -91,6 +92,33 @@ pub struct Config {
     /// The JSON delivery log.
     #[serde(default)]
     pub delivery_log: DeliveryLogConfig,
+    /// The admin API (Unix socket, optional loopback TCP).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Egress sources (IP addresses to send from).
+    #[serde(default, rename = "source")]
+    pub sources: Vec<ipwarm::SourceConfig>,
+    /// Egress pools: weighted sets of sources.
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<ipwarm::PoolConfig>,
+    /// Tenants and the pool each sends from.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<ipwarm::TenantConfig>,
+    /// Warmup plans by name.
+    #[serde(default)]
+    pub warmup: std::collections::BTreeMap<String, ipwarm::WarmupPlanConfig>,
+    /// Reply classification rules, checked before the built-in ones.
+    #[serde(default)]
+    pub classify: Vec<ipwarm::RuleConfig>,
+    /// Use the built-in classification rules.
+    #[serde(default = "default_true")]
+    pub classify_builtin: bool,
+    /// Reputation-aware throttling.
+    #[serde(default)]
+    pub reputation: ipwarm::ReputationConfig,
+    /// Suppression of recipients that hard-bounced.
+    #[serde(default)]
+    pub suppression: ipwarm::SuppressionConfig,
 }
 
 /// `[delivery]`: retries, expiry, and the limits for sites no provider rule matches.
@@ -547,6 +575,16 @@ impl Config {
         self.delivery_log
             .validate()
             .map_err(|e| invalid("delivery_log", &e.to_string()))?;
+        self.admin
+            .validate()
+            .map_err(|e| invalid(e.key, e.reason))?;
+        if let Err(error) = self.ipwarm().validate() {
+            let key = error.key().unwrap_or("ipwarm").to_owned();
+            return Err(ConfigError::Invalid {
+                key,
+                reason: error.to_string(),
+            });
+        }
         if let Err(reason) = Routes::new(&self.routes) {
             let (key, reason) = reason
                 .split_once(": ")
@@ -554,6 +592,23 @@ impl Config {
             return Err(invalid(key, reason));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The egress, warmup, classification, reputation and suppression settings, as `ipwarm`
+    /// takes them.
+    pub fn ipwarm(&self) -> ipwarm::IpwarmConfig {
+        ipwarm::IpwarmConfig {
+            sources: self.sources.clone(),
+            pools: self.pools.clone(),
+            tenants: self.tenants.clone(),
+            warmup: self.warmup.clone(),
+            classify: self.classify.clone(),
+            classify_builtin: self.classify_builtin,
+            reputation: self.reputation.clone(),
+            suppression: self.suppression.clone(),
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! spool so every acknowledged write is on disk before the process exits.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use queue::{SledSpool, Spool};
@@ -11,18 +13,31 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admin::{Actor, AdminBackend, AdminServer, Client, PrometheusHandle};
 use crate::config::Config;
-use crate::delivery::DeliveryEngine;
+use crate::delivery::{DeliveryEngine, EngineAdmin};
 use crate::server::Server;
 
-/// Runs the MTA until a termination signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let running = start(config).await?;
-    let signal = wait_for_termination().await?;
+/// Runs the MTA until a termination signal; SIGHUP reloads the configuration from
+/// `config_path`.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let running = start(config, config_path).await?;
+    let signal = wait_for_termination(&running.admin).await?;
     info!(signal, "shutting down: no new connections");
     running.stop().await?;
     info!("stopped");
     Ok(())
+}
+
+/// The process-wide Prometheus recorder (installed once; every MTA started in this process
+/// shares it).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = crate::admin::install_recorder()?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// A running MTA: spool open, delivery engine started, listeners accepting.
@@ -33,14 +48,21 @@ pub struct Running {
     pub spool: Arc<SledSpool>,
     /// The delivery engine.
     pub engine: DeliveryEngine,
+    /// The admin backend (reload, views).
+    pub admin: Arc<EngineAdmin>,
+    /// Where the admin API listens.
+    pub admin_socket: PathBuf,
     config: Arc<Config>,
+    admin_shutdown: CancellationToken,
+    admin_serving: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     serving: tokio::task::JoinHandle<()>,
 }
 
-/// Opens the spool, starts delivery of what it holds, and starts the listeners.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+/// Opens the spool, starts delivery of what it holds, and starts the listeners and the
+/// admin API. `config_path` is the file reloads re-read (`None`: the embedded default).
+pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let (spool, recovery) = open_spool(&config).await?;
     let engine = DeliveryEngine::new(config.clone(), spool.clone())?;
@@ -53,6 +75,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     engine.start(pending);
     let server = Server::bind(config.clone(), spool.clone(), Arc::new(engine.clone())).await?;
     let addrs = server.local_addrs();
+    let admin = Arc::new(EngineAdmin::new(engine.clone(), config_path));
+    if let Some(dir) = config
+        .admin
+        .socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let admin_server = AdminServer::bind(&config.admin, admin.clone(), metrics_handle()?)
+        .await
+        .context("starting the admin API")?;
+    let admin_socket = admin_server.socket_path().to_owned();
+    let admin_shutdown = CancellationToken::new();
+    let admin_serving = {
+        let shutdown = admin_shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = admin_server.serve(shutdown).await {
+                warn!(%error, "admin API stopped with an error");
+            }
+        })
+    };
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let serving = tokio::spawn(server.serve(shutdown.clone(), tracker.clone()));
@@ -60,7 +104,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         addrs,
         spool,
         engine,
+        admin,
+        admin_socket,
         config,
+        admin_shutdown,
+        admin_serving,
         shutdown,
         tracker,
         serving,
@@ -85,6 +133,8 @@ impl Running {
             );
         }
         self.engine.stop(grace).await;
+        self.admin_shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.admin_serving).await;
         self.spool.close().await.context("closing the spool")?;
         Ok(())
     }
@@ -135,12 +185,23 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<(Arc<SledSpool>, queu
     Ok((Arc::new(spool), recovery))
 }
 
-async fn wait_for_termination() -> anyhow::Result<&'static str> {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the configuration.
+async fn wait_for_termination(admin: &EngineAdmin) -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => {
+                let actor = Actor { endpoint: "SIGHUP", client: Client::Unix { uid: None } };
+                match admin.reload(actor).await {
+                    Ok(report) => info!(applied = ?report.applied, needs_restart = ?report.needs_restart, "configuration reloaded"),
+                    Err(error) => warn!(%error, "configuration not reloaded"),
+                }
+            }
+        }
+    }
 }

@@ -33,6 +33,8 @@ enum Cmd {
         #[arg(long)]
         validate: bool,
     },
+    /// Talk to a running MTA through its admin socket.
+    Ctl(Box<mta_core::ctl::CtlArgs>),
     /// Print the embedded default configuration.
     DefaultConfig,
     /// Read a password on standard input and print its hash for a `[[user]]` `password_hash`.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Run { config, validate } => {
+            let config_path = config.clone();
             let config = match &config {
                 Some(path) => Config::from_file(path)?,
                 None => Config::embedded_default(),
@@ -67,7 +70,14 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 .thread_name("mta")
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(mta_core::lifecycle::run(config))
+            runtime.block_on(mta_core::lifecycle::run(config, config_path))
+        }
+        Cmd::Ctl(args) => {
+            let config = match &args.config {
+                Some(path) => Config::from_file(path)?,
+                None => Config::embedded_default(),
+            };
+            mta_core::ctl::run(*args, &config.admin.socket)
         }
         Cmd::DefaultConfig => {
             print!("{}", mta_core::config::DEFAULT_CONFIG);

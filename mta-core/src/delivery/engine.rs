@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use queue::scheduler::{
@@ -29,12 +29,15 @@ use tracing::{debug, info, warn};
 use super::destination::{Destination, NoDestination};
 use super::outcome::{Outcome, Results};
 use super::pool::{Pool, PoolKey};
+use super::reputation::Reputation;
 use super::route::Routes;
 use super::shaping::{Shaping, ShapingRules};
+use super::suspend::Suspensions;
 use crate::client::{ClientTimeouts, SmtpReply};
 use crate::config::Config;
 use crate::delivery_log::DeliveryLog;
 use crate::dns::MxResolver;
+use ipwarm::Decision;
 
 /// Jobs popped from the timer per pass before the timer task yields.
 const TIMER_BATCH: usize = 1024;
@@ -45,16 +48,8 @@ const ROUTING_QUEUE: usize = 4096;
 /// How often idle pools and unused interned strings are dropped.
 const CLEANUP_INTERVAL_MS: u64 = 60_000;
 
-/// The egress source mail leaves from (one until IP pools exist).
-#[derive(Debug, Clone)]
-pub(crate) struct Source {
-    /// Its name, in pool keys and logs.
-    pub(crate) name: Arc<str>,
-    /// The local address to bind, if any.
-    pub(crate) address: Option<std::net::IpAddr>,
-    /// The EHLO name.
-    pub(crate) ehlo: String,
-}
+/// Where a domain's mail last went: (provider or site, source).
+pub(crate) type Label = (Arc<str>, Arc<str>);
 
 /// Takes messages the server has made durable and delivers them.
 pub trait Submit: Send + Sync {
@@ -73,22 +68,42 @@ pub(crate) struct Inner {
     pub(crate) spool: Arc<SledSpool>,
     pub(crate) resolver: MxResolver,
     pub(crate) log: DeliveryLog,
-    pub(crate) rules: ShapingRules,
-    pub(crate) routes: Routes,
+    pub(crate) rules: RwLock<Arc<ShapingRules>>,
+    pub(crate) routes: RwLock<Arc<Routes>>,
     pub(crate) retry: RetryPolicy,
     pub(crate) ready_config: ReadyQueueConfig,
     pub(crate) timeouts: ClientTimeouts,
-    pub(crate) source: Source,
-    timer: Mutex<DelayQueue>,
+    /// Sources, warmup, throttles, classification, suppressions.
+    pub(crate) reputation: Reputation,
+    /// Operator suspensions.
+    pub(crate) suspensions: Suspensions,
+    /// For the admin view: the provider (or site) and source each domain was last routed to.
+    pub(crate) labels: Mutex<HashMap<Arc<str>, Label>>,
+    pub(crate) timer: Mutex<DelayQueue>,
     timer_wake: Notify,
     pub(crate) interner: Mutex<Interner>,
-    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    pub(crate) pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     /// Serialises read-modify-write of one message's envelope across its jobs.
     message_locks: Vec<tokio::sync::Mutex<()>>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     /// Jobs in memory anywhere (timer, routing, ready queues, connections).
     pub(crate) queued: AtomicU64,
+}
+
+impl Inner {
+    /// The shaping rules in force.
+    pub(crate) fn rules(&self) -> Arc<ShapingRules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The static routes in force.
+    pub(crate) fn routes(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -133,14 +148,8 @@ impl DeliveryEngine {
                 .max(Duration::from_secs(1)),
             data_end: d.data_timeout,
         };
-        let source = Source {
-            name: Arc::from("default"),
-            address: d.source_address,
-            ehlo: d
-                .ehlo_name
-                .clone()
-                .unwrap_or_else(|| config.hostname.clone()),
-        };
+        let reputation = Reputation::new(&config, &rules)?;
+        let suspensions = Suspensions::load(&config.spool.path);
         let ready_config = ReadyQueueConfig {
             capacity: d.ready_queue_capacity,
             starvation_limit: d.ready_queue_starvation_limit,
@@ -149,12 +158,14 @@ impl DeliveryEngine {
             inner: Arc::new(Inner {
                 resolver,
                 log,
-                rules,
-                routes,
+                rules: RwLock::new(Arc::new(rules)),
+                routes: RwLock::new(Arc::new(routes)),
                 retry,
                 ready_config,
                 timeouts,
-                source,
+                reputation,
+                suspensions,
+                labels: Mutex::new(HashMap::new()),
                 timer: Mutex::new(DelayQueue::new()),
                 timer_wake: Notify::new(),
                 interner: Mutex::new(Interner::new()),
@@ -219,6 +230,7 @@ impl DeliveryEngine {
         {
             warn!("delivery tasks still running after the grace period");
         }
+        self.inner.reputation.save();
         if let Err(error) = self.inner.log.close() {
             warn!(%error, "closing the delivery log");
         }
@@ -327,11 +339,15 @@ impl DeliveryEngine {
             pools.retain(|_, pool| !pool.is_idle());
             pools.len()
         };
+        inner.labels.lock().expect("labels lock").clear();
         let strings = inner
             .interner
             .lock()
             .expect("interner lock")
             .remove_unused();
+        let engine = self.clone();
+        // Saving may write a large suppression list: off the reactor.
+        tokio::task::spawn_blocking(move || engine.inner.reputation.save());
         metrics::gauge!("delivery_pools").set(pools as f64);
         metrics::gauge!("delivery_queued_jobs").set(inner.queued.load(Ordering::Relaxed) as f64);
         debug!(pools, strings_dropped = strings, "delivery clean-up");
@@ -340,7 +356,8 @@ impl DeliveryEngine {
     /// Finds the job's destination and hands it to the pool for (source, site).
     async fn route(&self, job: Job) {
         let inner = &self.inner;
-        let destination = Destination::resolve(&job.domain, &inner.routes, &inner.resolver).await;
+        let routes = inner.routes();
+        let destination = Destination::resolve(&job.domain, &routes, &inner.resolver).await;
         let destination = match destination {
             Ok(d) => d,
             Err(no) => {
@@ -351,13 +368,44 @@ impl DeliveryEngine {
                 return;
             }
         };
-        let shaping = inner.rules.shaping_for(destination.host_names());
+        let shaping = inner.rules().shaping_for(destination.host_names());
+        // Limits, throttles and pools are per provider when a rule names one, else per site.
         let site: Arc<str> = match &shaping.provider {
             Some(provider) => Arc::from(provider.as_str()),
             None => Arc::from(destination.site()),
         };
+        if let Some(until) = inner.suspensions.until(&job, Some(&site), None) {
+            self.schedule(job, until);
+            return;
+        }
+        let now = now_ms();
+        let source =
+            match inner
+                .reputation
+                .choose(job.tenant.as_deref(), job.pool.as_deref(), &site, now)
+            {
+                Decision::Use(source) => source,
+                Decision::WaitUntil { until, reason } => {
+                    debug!(domain = %job.domain, ?reason, until, "no source may send now");
+                    self.schedule(job, until.max(now + 1));
+                    return;
+                }
+            };
+        if let Some(until) = inner
+            .suspensions
+            .until(&job, Some(&site), Some(&source.name))
+        {
+            inner.reputation.release(&source.name, &site);
+            self.schedule(job, until);
+            return;
+        }
+        inner
+            .labels
+            .lock()
+            .expect("labels lock")
+            .insert(job.domain.clone(), (site.clone(), source.name.clone()));
         let key = PoolKey {
-            source: inner.source.name.clone(),
+            source: source.name.clone(),
             site,
         };
         // Pushed under the map lock, so the clean-up never drops a pool between lookup and push.
@@ -365,13 +413,14 @@ impl DeliveryEngine {
             let mut pools = inner.pools.lock().expect("pools lock");
             let pool = pools
                 .entry(key.clone())
-                .or_insert_with(|| Pool::new(key, shaping, inner.ready_config))
+                .or_insert_with(|| Pool::new(key, shaping, source, inner.ready_config))
                 .clone();
             let pushed = pool.push(job, destination);
             (pool, pushed)
         };
         if let Err(job) = pushed {
             // The ready queue is full: wait in the timer a little, not counted as an attempt.
+            inner.reputation.release(&pool.key.source, &pool.key.site);
             let delay = 1000 + rand::random::<u64>() % 4000;
             self.schedule(job, now_ms() + delay);
             return;

@@ -35,6 +35,8 @@ pub(crate) struct Event<'a> {
     pub(crate) envelope: &'a Envelope,
     pub(crate) recipient: usize,
     pub(crate) reply: &'a SmtpReply,
+    /// The reply's class, when it was classified.
+    pub(crate) class: Option<&'static str>,
     pub(crate) outcome: &'a Outcome,
     pub(crate) attempt: u32,
     pub(crate) now_ms: u64,
@@ -72,7 +74,8 @@ impl DeliveryEngine {
         record.campaign = envelope.tags.campaign.clone();
         record.pool = envelope.tags.pool.clone();
         record.source = event.outcome.source.as_deref().map(str::to_owned);
-        record.source_ip = self.inner.source.address;
+        record.source_ip = event.outcome.source_ip;
+        record.class = event.class.map(str::to_owned);
         record.site = event.outcome.site.as_deref().map(str::to_owned);
         record.provider = event.outcome.provider.clone();
         record.mx_host = event.outcome.mx_name.clone();

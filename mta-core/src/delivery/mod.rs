@@ -6,15 +6,19 @@
 //! retries, DSNs) → `events` (delivery log records and metrics). `shaping` holds provider
 //! rules and limits, `rate` the rates and GCRA limiter, `route` the static routes.
 
+mod admin;
 mod destination;
 mod engine;
 mod events;
 mod outcome;
 mod pool;
 mod rate;
+mod reputation;
 mod route;
 mod shaping;
+mod suspend;
 
+pub use admin::EngineAdmin;
 pub use engine::{DeliveryEngine, Submit};
 
 pub use rate::{Gcra, Rate, RateParseError};

@@ -24,6 +24,7 @@ use crate::client::SmtpReply;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Outcome {
     pub(crate) source: Option<Arc<str>>,
+    pub(crate) source_ip: Option<IpAddr>,
     pub(crate) site: Option<Arc<str>>,
     pub(crate) provider: Option<String>,
     pub(crate) mx_name: Option<String>,
@@ -38,32 +39,100 @@ impl Outcome {
     }
 }
 
+/// The class of a recipient that was not attempted because it is suppressed.
+pub(crate) const SUPPRESSED: &str = "suppressed";
+
+/// One recipient's reply.
+#[derive(Debug, Clone)]
+struct Item {
+    index: usize,
+    reply: SmtpReply,
+    /// The reply's class (`ipwarm`), for the log.
+    class: Option<&'static str>,
+}
+
 /// The reply for each recipient (by envelope index) of one attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Results {
-    items: Vec<(usize, SmtpReply)>,
+    items: Vec<Item>,
+    /// A retry time a throttle asked for: used as is for the recipients retried.
+    retry_at: Option<u64>,
+    /// No DSN for the failures (an operator bounce without DSNs).
+    no_dsn: bool,
 }
 
 impl Results {
+    fn of(items: Vec<Item>) -> Results {
+        Results {
+            items,
+            retry_at: None,
+            no_dsn: false,
+        }
+    }
+
     /// The same reply for every recipient of the job.
     pub(crate) fn all(job: &Job, reply: SmtpReply) -> Results {
+        Results::of(
+            job.recipients
+                .iter()
+                .map(|index| Item {
+                    index,
+                    reply: reply.clone(),
+                    class: None,
+                })
+                .collect(),
+        )
+    }
+
+    /// One reply per recipient, in order, with their classes and the throttle's retry time.
+    pub(crate) fn classified(
+        indices: &[usize],
+        replies: Vec<SmtpReply>,
+        classes: &[ipwarm::Class],
+        retry_at: Option<u64>,
+    ) -> Results {
+        let items = indices
+            .iter()
+            .zip(replies)
+            .zip(classes)
+            .map(|((&index, reply), class)| Item {
+                index,
+                reply,
+                class: Some(class.as_str()),
+            })
+            .collect();
         Results {
-            items: job.recipients.iter().map(|i| (i, reply.clone())).collect(),
+            retry_at,
+            ..Results::of(items)
         }
     }
 
-    /// The same reply for these recipients.
-    pub(crate) fn from_indices(indices: &[usize], reply: SmtpReply) -> Results {
-        Results {
-            items: indices.iter().map(|&i| (i, reply.clone())).collect(),
+    /// Recipients not attempted because they are on the suppression list.
+    pub(crate) fn suppressed(indices: &[usize]) -> Results {
+        let mut results = Results::of(Vec::new());
+        results.add_suppressed(indices);
+        results
+    }
+
+    /// Adds recipients not attempted because they are suppressed.
+    pub(crate) fn add_suppressed(&mut self, indices: &[usize]) {
+        for &index in indices {
+            self.items.push(Item {
+                index,
+                reply: SmtpReply::local(
+                    550,
+                    (5, 7, 1),
+                    "recipient suppressed after an earlier hard bounce",
+                ),
+                class: Some(SUPPRESSED),
+            });
         }
     }
 
-    /// One reply per recipient, in order.
-    pub(crate) fn from_replies(indices: &[usize], replies: Vec<SmtpReply>) -> Results {
-        Results {
-            items: indices.iter().copied().zip(replies).collect(),
-        }
+    /// Marks the failures as owing no DSN.
+    pub(crate) fn without_dsn(mut self) -> Results {
+        self.no_dsn = true;
+        self
     }
 }
 
@@ -91,7 +160,12 @@ impl DeliveryEngine {
         let attempt = job.attempts + 1;
         let mut retry = Vec::new();
         let mut failures = Vec::new();
-        for (index, reply) in results.items {
+        for Item {
+            index,
+            reply,
+            class,
+        } in results.items
+        {
             let Some(recipient) = envelope.recipients.get_mut(index) else {
                 continue;
             };
@@ -129,19 +203,20 @@ impl DeliveryEngine {
                 envelope: &envelope,
                 recipient: index,
                 reply: &reply,
+                class,
                 outcome: &outcome,
                 attempt,
                 now_ms: now,
             });
         }
-        if !failures.is_empty() && inner.config.delivery.bounces {
+        if !failures.is_empty() && inner.config.delivery.bounces && !results.no_dsn {
             self.send_dsn(job.message, &envelope, &failures, &outcome)
                 .await;
         }
         let retry_job = (!retry.is_empty()).then(|| {
             let next = inner
                 .retry
-                .next_attempt_ms(attempt, now, None, &mut rand::rng())
+                .next_attempt_ms(attempt, now, results.retry_at, &mut rand::rng())
                 .min(job.expires_ms);
             envelope.next_attempt_ms = next;
             envelope.attempts = envelope.attempts.max(attempt);

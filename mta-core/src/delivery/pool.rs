@@ -1,16 +1,20 @@
 //! Connection pools: one per (egress source, destination site), each with its ready queue,
-//! its connections and its rate limiters.
+//! its connections and its limits.
 //!
-//! Invariants: at most `max_connections` connection tasks per pool; a connection delivers at
-//! most `max_deliveries_per_connection` messages, then QUITs; messages and new connections
-//! respect `max_message_rate` and `connection_rate` (GCRA, evenly spread); a connection with
-//! nothing to do for `idle_timeout` QUITs. When every candidate host of a site refuses a
-//! connection and no other connection to it is up, the whole ready queue is deferred (the
-//! site is down) instead of each job trying in turn.
+//! Invariants: at most `max_connections` connection tasks per pool, further lowered by the
+//! source's reputation throttle for this provider; a connection delivers at most
+//! `max_deliveries_per_connection` messages, then QUITs; every message waits for the
+//! throttle's permit (rate, warmup pacing, suspension) and new connections respect
+//! `connection_rate`; a connection with nothing to do for `idle_timeout` QUITs. When every
+//! candidate host of a site refuses a connection and no other connection to it is up, the
+//! whole ready queue is deferred (the site is down) instead of each job trying in turn. A job
+//! that may not go now (throttled, suspended) goes back to the scheduler for the time it may,
+//! without counting an attempt, and gives back the warmup allowance it took.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ipwarm::{Class, Permit, Source};
 use queue::Spool;
 use queue::scheduler::{Due, Job, ReadyQueue, ReadyQueueConfig};
 use tokio::sync::{Notify, Semaphore};
@@ -21,7 +25,9 @@ use super::engine::{DeliveryEngine, now_ms};
 use super::outcome::{Outcome, Results};
 use super::rate::Gcra;
 use super::shaping::Shaping;
-use crate::client::{ClientError, ConnectParams, Connection, OutgoingMessage, OutgoingRecipient};
+use crate::client::{
+    ClientError, ConnectParams, Connection, OutgoingMessage, OutgoingRecipient, SmtpReply,
+};
 
 /// Outcomes of one connection that may wait for their spool write at once. The connection
 /// goes on sending while they are written; a crash may deliver these again (at-least-once),
@@ -30,12 +36,25 @@ use crate::client::{ClientError, ConnectParams, Connection, OutgoingMessage, Out
 /// 1,190; docs/performance.md).
 const UNRECORDED_PER_CONNECTION: usize = 32;
 
+/// A throttle wait up to this long is waited out on the open connection; a longer one sends
+/// the job back to the scheduler and closes the connection.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a job may not go now, and until when (unix ms).
+enum NotNow {
+    /// An operator suspension of this job (its domain, tenant or campaign).
+    Job(u64),
+    /// The source's throttle for this provider: nothing in the pool may go before then.
+    Pool(u64),
+}
+
 /// What a pool is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
     /// The egress source's name.
     pub(crate) source: Arc<str>,
-    /// The provider name, or the site (sorted MX host set), or `route:host:port`.
+    /// The provider name, or the site (sorted MX host set), or `route:host:port`; also the
+    /// key of the source's reputation throttle.
     pub(crate) site: Arc<str>,
 }
 
@@ -43,10 +62,12 @@ pub(crate) struct PoolKey {
 pub(crate) struct Pool {
     pub(crate) key: PoolKey,
     pub(crate) shaping: Shaping,
+    /// The egress source (address, EHLO name).
+    source: Arc<Source>,
     state: Mutex<PoolState>,
     /// Wakes an idle connection when a job arrives.
     work: Notify,
-    /// Origin of the pool's rate-limiter clock.
+    /// Origin of the connection-rate limiter's clock.
     epoch: Instant,
 }
 
@@ -61,18 +82,22 @@ struct PoolState {
     /// Connection tasks waiting for work.
     idle: usize,
     connections: Option<Gcra>,
-    messages: Option<Gcra>,
-    /// A delayed kick is pending (connection rate).
+    /// A delayed kick is pending (connection rate, throttle).
     kick_pending: bool,
 }
 
 impl Pool {
-    pub(crate) fn new(key: PoolKey, shaping: Shaping, ready: ReadyQueueConfig) -> Arc<Pool> {
+    pub(crate) fn new(
+        key: PoolKey,
+        shaping: Shaping,
+        source: Arc<Source>,
+        ready: ReadyQueueConfig,
+    ) -> Arc<Pool> {
         let connections = shaping.connection_rate.map(|r| Gcra::new(r, 1));
-        let messages = shaping.max_message_rate.map(|r| Gcra::new(r, 1));
         Arc::new(Pool {
             key,
             shaping,
+            source,
             state: Mutex::new(PoolState {
                 queue: ReadyQueue::new(ready),
                 destination: None,
@@ -80,7 +105,6 @@ impl Pool {
                 established: 0,
                 idle: 0,
                 connections,
-                messages,
                 kick_pending: false,
             }),
             work: Notify::new(),
@@ -106,6 +130,12 @@ impl Pool {
     /// Makes sure someone works on the queue: wakes an idle connection, or opens a new one
     /// within the limits.
     pub(crate) fn kick(self: &Arc<Self>, engine: &DeliveryEngine) {
+        let limit = self.shaping.max_connections.min(
+            engine
+                .inner
+                .reputation
+                .concurrency_limit(&self.key.source, &self.key.site),
+        );
         let mut state = self.lock();
         if state.queue.is_empty() || engine.inner.shutdown.is_cancelled() {
             return;
@@ -115,7 +145,7 @@ impl Pool {
             self.work.notify_one();
             return;
         }
-        if state.active >= self.shaping.max_connections {
+        if state.active >= limit.max(1) {
             return;
         }
         let now = self.epoch.elapsed();
@@ -124,13 +154,8 @@ impl Pool {
         {
             if !state.kick_pending {
                 state.kick_pending = true;
-                let pool = self.clone();
-                let engine = engine.clone();
-                engine.inner.tracker.clone().spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    pool.lock().kick_pending = false;
-                    pool.kick(&engine);
-                });
+                drop(state);
+                self.kick_later(engine, wait);
             }
             return;
         }
@@ -151,14 +176,28 @@ impl Pool {
         });
     }
 
+    fn kick_later(self: &Arc<Self>, engine: &DeliveryEngine, wait: Duration) {
+        let pool = self.clone();
+        let engine = engine.clone();
+        engine.inner.tracker.clone().spawn(async move {
+            tokio::time::sleep(wait).await;
+            pool.lock().kick_pending = false;
+            pool.kick(&engine);
+        });
+    }
+
     /// Takes the next job to attempt; expired ones found on the way are handed to the
-    /// outcome code.
+    /// outcome code (their warmup allowance given back).
     fn take(&self, engine: &DeliveryEngine) -> Option<Job> {
         loop {
             let due = self.lock().queue.pop(now_ms())?;
             match due {
                 Due::Attempt(job) => return Some(job),
                 Due::Expired(job) => {
+                    engine
+                        .inner
+                        .reputation
+                        .release(&self.key.source, &self.key.site);
                     let engine2 = engine.clone();
                     engine
                         .inner
@@ -166,6 +205,23 @@ impl Pool {
                         .spawn(async move { engine2.expire(job).await });
                 }
             }
+        }
+    }
+
+    /// Sends a job back to the scheduler for `at`, without counting an attempt.
+    fn hand_back(&self, engine: &DeliveryEngine, job: Job, at: u64) {
+        engine
+            .inner
+            .reputation
+            .release(&self.key.source, &self.key.site);
+        engine.schedule(job, at);
+    }
+
+    /// Hands every queued job back to the scheduler for `at` (the source is suspended for
+    /// this provider: nothing here can go before then).
+    fn hand_back_all(&self, engine: &DeliveryEngine, at: u64) {
+        while let Some(job) = self.take(engine) {
+            self.hand_back(engine, job, at);
         }
     }
 
@@ -192,49 +248,78 @@ impl Pool {
         }
     }
 
-    /// Waits until the message rate allows one more message.
-    async fn wait_message_rate(&self) {
+    /// Waits for the permit for one message: no operator suspension applies to the job, and
+    /// the source's throttle lets it go. `Err` says until when it may not.
+    async fn permit(&self, engine: &DeliveryEngine, job: &Job) -> Result<(), NotNow> {
+        let inner = &engine.inner;
         loop {
-            let wait = {
-                let mut state = self.lock();
-                match state.messages.as_mut() {
-                    None => return,
-                    Some(gcra) => match gcra.try_acquire(self.epoch.elapsed()) {
-                        Ok(()) => return,
-                        Err(wait) => wait,
-                    },
+            if !inner.suspensions.is_empty()
+                && let Some(until) =
+                    inner
+                        .suspensions
+                        .until(job, Some(&self.key.site), Some(&self.key.source))
+            {
+                return Err(NotNow::Job(until));
+            }
+            match inner.reputation.permit(&self.key.source, &self.key.site) {
+                Permit::Send => return Ok(()),
+                Permit::WaitUntil(at) => {
+                    let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                    if wait > MAX_INLINE_WAIT {
+                        return Err(NotNow::Pool(at));
+                    }
+                    tokio::time::sleep(wait).await;
                 }
-            };
-            tokio::time::sleep(wait).await;
+                Permit::Suspended { until, reason } => {
+                    debug!(source = %self.key.source, site = %self.key.site, ?reason, until, "source suspended");
+                    return Err(NotNow::Pool(until));
+                }
+            }
         }
     }
 
-    /// One connection's life: take a job, connect, deliver it and the following ones.
+    /// Sends a job that may not go now back to the scheduler; when the whole pool is held
+    /// (throttle), every queued job goes back too, so no connection is opened in vain.
+    fn not_now(&self, engine: &DeliveryEngine, job: Job, why: NotNow) {
+        match why {
+            NotNow::Job(at) => self.hand_back(engine, job, at),
+            NotNow::Pool(at) => {
+                self.hand_back(engine, job, at);
+                self.hand_back_all(engine, at);
+            }
+        }
+    }
+
+    /// One connection's life: take a job, get its permit, connect, deliver it and the
+    /// following ones.
     async fn run_connection(self: &Arc<Self>, engine: &DeliveryEngine) {
         let Some(first) = self.take(engine) else {
             return;
         };
+        if let Err(why) = self.permit(engine, &first).await {
+            self.not_now(engine, first, why);
+            return;
+        }
         let inner = &engine.inner;
         let Some(destination) = self.lock().destination.clone() else {
             // Cannot happen (a job is pushed with its destination), but never lose a job.
-            engine.schedule(first, now_ms() + 1000);
+            self.hand_back(engine, first, now_ms() + 1000);
             return;
         };
-        let candidates =
-            destination.candidates(inner.config.delivery.smtp_port, inner.source.address);
+        let (source_address, ehlo) = inner.reputation.endpoint(&self.source);
+        let candidates = destination.candidates(inner.config.delivery.smtp_port, source_address);
         let tls = match &destination {
             Destination::Smarthost(smarthost, _) => smarthost.tls.unwrap_or(self.shaping.tls),
             Destination::Mx(_) => self.shaping.tls,
         };
-        let (mut conn, candidate) = match self.connect(engine, &candidates, tls).await {
+        let connected = self
+            .connect(engine, &candidates, tls, source_address, &ehlo)
+            .await;
+        let (mut conn, candidate) = match connected {
             Ok(ok) => ok,
             Err(error) => {
                 let reply = error.map(|e| e.as_reply()).unwrap_or_else(|| {
-                    crate::client::SmtpReply::local(
-                        451,
-                        (4, 4, 4),
-                        "no usable address for the destination",
-                    )
+                    SmtpReply::local(451, (4, 4, 4), "no usable address for the destination")
                 });
                 debug!(site = %self.key.site, reply = %reply, "site unreachable");
                 let mut jobs = vec![first];
@@ -244,7 +329,13 @@ impl Pool {
                         jobs.push(job);
                     }
                 }
+                // The first job had its permit: the throttle hears how it went.
+                inner
+                    .reputation
+                    .record(&self.key.source, &self.key.site, Class::Transient, false);
                 for job in jobs {
+                    // Nothing left: the warmup allowance goes back.
+                    inner.reputation.release(&self.key.source, &self.key.site);
                     let results = Results::all(&job, reply.clone());
                     engine.finish(job, results, self.outcome(None, None)).await;
                 }
@@ -258,7 +349,6 @@ impl Pool {
         let mut delivered = 0usize;
         let unrecorded = Arc::new(Semaphore::new(UNRECORDED_PER_CONNECTION));
         loop {
-            self.wait_message_rate().await;
             self.deliver(engine, &mut conn, &candidate, job, &unrecorded)
                 .await;
             delivered += 1;
@@ -272,6 +362,10 @@ impl Pool {
                 Some(next) => job = next,
                 None => break,
             }
+            if let Err(why) = self.permit(engine, &job).await {
+                self.not_now(engine, job, why);
+                break;
+            }
         }
         self.lock().established -= 1;
         conn.quit().await;
@@ -283,6 +377,8 @@ impl Pool {
         engine: &DeliveryEngine,
         candidates: &[Candidate],
         tls: crate::client::TlsMode,
+        source: Option<std::net::IpAddr>,
+        ehlo: &str,
     ) -> Result<(Connection, Candidate), Option<ClientError>> {
         let inner = &engine.inner;
         let mut last = None;
@@ -290,8 +386,8 @@ impl Pool {
             let params = ConnectParams {
                 addr: candidate.addr,
                 mx_name: candidate.name.clone(),
-                source: inner.source.address,
-                ehlo_name: inner.source.ehlo.clone(),
+                source,
+                ehlo_name: ehlo.to_owned(),
                 tls,
                 timeouts: inner.timeouts,
             };
@@ -310,7 +406,8 @@ impl Pool {
         Err(last)
     }
 
-    /// Sends one job's message over the connection and records the outcome.
+    /// Sends one job's message over the connection, classifies the replies, feeds the
+    /// throttle, and records the outcome (without waiting for that write).
     async fn deliver(
         &self,
         engine: &DeliveryEngine,
@@ -319,28 +416,42 @@ impl Pool {
         job: Job,
         unrecorded: &Arc<Semaphore>,
     ) {
-        let spool = &engine.inner.spool;
+        let inner = &engine.inner;
+        let spool = &inner.spool;
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
         let (envelope, body) = match (spool.envelope(job.message), spool.body(job.message)) {
             (Ok(e), Ok(b)) => (e, b),
             _ => {
                 // Gone from the spool (bounced or deleted by an operator): nothing to send.
+                self.unsent(engine);
                 engine.forget(&job);
                 return;
             }
         };
-        let indices: Vec<usize> = job
-            .recipients
-            .iter()
-            .filter(|&i| {
-                envelope
-                    .recipients
-                    .get(i)
-                    .is_some_and(|r| r.state == queue::RecipientState::Pending)
-            })
-            .collect();
+        let tenant = envelope.tags.tenant.as_deref();
+        let mut suppressed = Vec::new();
+        let mut indices = Vec::with_capacity(job.recipients.len());
+        for i in job.recipients.iter() {
+            let Some(r) = envelope.recipients.get(i) else {
+                continue;
+            };
+            if r.state != queue::RecipientState::Pending {
+                continue;
+            }
+            if inner.reputation.is_suppressed(tenant, &r.address) {
+                suppressed.push(i);
+            } else {
+                indices.push(i);
+            }
+        }
         if indices.is_empty() {
-            engine.forget(&job);
+            self.unsent(engine);
+            if suppressed.is_empty() {
+                engine.forget(&job);
+            } else {
+                let results = Results::suppressed(&suppressed);
+                engine.finish(job, results, outcome).await;
+            }
             return;
         }
         let message = OutgoingMessage {
@@ -362,10 +473,38 @@ impl Pool {
             envid: envelope.dsn.envid.as_deref(),
             ret: envelope.dsn.ret,
         };
-        let results = match conn.send(&message).await {
-            Ok(replies) => Results::from_replies(&indices, replies.recipients),
-            Err(error) => Results::from_indices(&indices, error.as_reply()),
+        let replies = match conn.send(&message).await {
+            Ok(outcome) => outcome.recipients,
+            Err(error) => vec![error.as_reply(); indices.len()],
         };
+        // Classify every reply; the message's class (for the throttle) is `delivered` when any
+        // recipient was accepted, else the first refusal's.
+        let classes: Vec<Class> = replies
+            .iter()
+            .map(|r| inner.reputation.classify(r, &self.key.site))
+            .collect();
+        let delivered = classes.contains(&Class::Delivered);
+        let message_class = if delivered {
+            Class::Delivered
+        } else {
+            classes.first().copied().unwrap_or(Class::Transient)
+        };
+        let reaction =
+            inner
+                .reputation
+                .record(&self.key.source, &self.key.site, message_class, delivered);
+        if let Some(change) = &reaction.change {
+            debug!(source = %self.key.source, site = %self.key.site, ?change, "throttle changed");
+        }
+        for (&i, class) in indices.iter().zip(&classes) {
+            if class.suppresses_recipient() {
+                inner
+                    .reputation
+                    .suppress(tenant, &envelope.recipients[i].address);
+            }
+        }
+        let mut results = Results::classified(&indices, replies, &classes, reaction.retry_at);
+        results.add_suppressed(&suppressed);
         // Recording the outcome waits for a spool commit; the connection need not: it moves
         // on to the next message while the outcome is written (group-committed with others).
         // At most UNRECORDED_PER_CONNECTION outcomes wait at once, which bounds what a crash
@@ -376,15 +515,24 @@ impl Pool {
             .await
             .expect("the semaphore is never closed");
         let engine2 = engine.clone();
-        engine.inner.tracker.spawn(async move {
+        inner.tracker.spawn(async move {
             engine2.finish(job, results, outcome).await;
             drop(permit);
         });
     }
 
+    /// A permitted message that was not sent after all: its allowance goes back and the
+    /// throttle hears a neutral outcome (it counts permits against replies).
+    fn unsent(&self, engine: &DeliveryEngine) {
+        let reputation = &engine.inner.reputation;
+        reputation.release(&self.key.source, &self.key.site);
+        reputation.record(&self.key.source, &self.key.site, Class::Transient, false);
+    }
+
     fn outcome(&self, candidate: Option<&Candidate>, tls: Option<String>) -> Outcome {
         Outcome {
             source: Some(self.key.source.clone()),
+            source_ip: self.source.address,
             site: Some(self.key.site.clone()),
             provider: self.shaping.provider.clone(),
             mx_name: candidate.map(|c| c.name.clone()),
@@ -397,6 +545,17 @@ impl Pool {
     pub(crate) fn is_idle(&self) -> bool {
         let state = self.lock();
         state.queue.is_empty() && state.active == 0 && !state.kick_pending
+    }
+
+    /// Jobs waiting in the ready queue, and connections open.
+    pub(crate) fn usage(&self) -> (Vec<Job>, usize) {
+        let state = self.lock();
+        (state.queue.iter().cloned().collect(), state.established)
+    }
+
+    /// Removes the queued jobs `matches` selects (admin flush and bounce).
+    pub(crate) fn remove_where(&self, matches: impl FnMut(&Job) -> bool) -> Vec<Job> {
+        self.lock().queue.remove_where(matches)
     }
 
     fn provider_label(&self) -> String {

@@ -123,6 +123,11 @@ impl ShapingRules {
     pub fn default_shaping(&self) -> &Shaping {
         &self.default
     }
+
+    /// The provider rules in force, operator's first.
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.providers.iter()
+    }
 }
 
 #[cfg(test)]

@@ -337,6 +337,7 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let path = dir.join("mta.toml");
     let spool = dir.join("spool");
     let log = dir.join("log").join("delivery.jsonl");
+    let admin = dir.join("admin.sock");
     let dns = if extra.contains("[dns]") {
         String::new()
     } else {
@@ -346,7 +347,7 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
         )
     };
     let text = format!(
-        "hostname = \"mta.test\"\n{extra}\n{dns}[delivery_log]\npath = {log:?}\n[spool]\npath = {spool:?}\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n"
+        "hostname = \"mta.test\"\n{extra}\n{dns}[delivery_log]\npath = {log:?}\n[admin]\nsocket = {admin:?}\n[spool]\npath = {spool:?}\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n"
     );
     std::fs::write(&path, text).expect("write config");
     path

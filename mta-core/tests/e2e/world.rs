@@ -54,11 +54,12 @@ impl World {
         format!(
             "hostname = \"mta.test\"\n{extra}\n[spool]\npath = {:?}\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
              [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
-             [delivery_log]\npath = {:?}\n\
+             [delivery_log]\npath = {:?}\n[admin]\nsocket = {:?}\n\
              [delivery]\nsmtp_port = {}\nretry_initial = \"1s\"\nretry_max = \"2s\"\nidle_timeout = \"1s\"\nconnect_timeout = \"2s\"\ncommand_timeout = \"10s\"\n{delivery}\n",
             self.dir.path().join("spool"),
             self.dns.addr(),
             self.log_path(),
+            self.admin_socket(),
             self.port,
         )
     }
@@ -67,7 +68,11 @@ impl World {
     pub async fn start(&mut self, extra: &str, delivery: &str) {
         let text = self.config_text(extra, delivery);
         let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        self.mta = Some(mta_core::lifecycle::start(config).await.expect("start mta"));
+        self.mta = Some(
+            mta_core::lifecycle::start(config, None)
+                .await
+                .expect("start mta"),
+        );
     }
 
     pub fn running(&self) -> &Running {
@@ -89,6 +94,10 @@ impl World {
         assert_eq!(code, 250, "{text}");
         c.cmd("QUIT", 221).await;
         queued_id(&text)
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.dir.path().join("admin.sock")
     }
 
     pub fn log_path(&self) -> PathBuf {

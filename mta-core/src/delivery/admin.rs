@@ -1,0 +1,609 @@
+//! The engine's side of the admin API: queue views, suspensions, flush and bounce by filter,
+//! pools and throttles, suppressions, reload and health.
+//!
+//! Invariants: every state change is logged as an `AdminAction` record (who, what, how much)
+//! and takes effect at once: a suspension is checked before every message a connection
+//! sends, flushed jobs are due now, bounced jobs are finished before the reply; scans of the
+//! scheduler hold its lock only while copying what they need (about 60 ms per million jobs).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use queue::scheduler::Job;
+use queue::{MessageId, Spool};
+
+use super::engine::{DeliveryEngine, now_ms};
+use super::outcome::{Outcome, Results};
+use crate::admin::types::{
+    ActionCount, ComponentHealth, Filter, Health, HealthStatus, MessageView, NewSuppression,
+    NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
+    QueueSummaryBuilder, ReloadReport, SourceView, Suppression, SuppressionChange, SuppressionKey,
+    SuppressionOrigin, SuppressionPage, SuppressionQuery, Suspension, Throttle, ThrottleState,
+    Warmup,
+};
+use crate::admin::{Actor, AdminBackend, BackendError, BoxFuture};
+use crate::client::SmtpReply;
+use crate::config::Config;
+use crate::delivery_log::{Record, RecordType};
+
+/// The admin backend of a running MTA.
+pub struct EngineAdmin {
+    engine: DeliveryEngine,
+    /// The configuration file the daemon runs with (reload re-reads it); `None`: the
+    /// embedded default.
+    config_path: Option<PathBuf>,
+    started_at: SystemTime,
+}
+
+impl EngineAdmin {
+    /// The backend for `engine`; `config_path` is what `reload` re-reads.
+    pub fn new(engine: DeliveryEngine, config_path: Option<PathBuf>) -> EngineAdmin {
+        EngineAdmin {
+            engine,
+            config_path,
+            started_at: SystemTime::now(),
+        }
+    }
+
+    /// Logs an admin action.
+    fn log_action(&self, actor: &Actor, action: String, count: Option<&ActionCount>) {
+        let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
+        record.action = Some(match count {
+            Some(c) => format!(
+                "{action} ({} messages, {} recipients) by {actor}",
+                c.messages, c.recipients
+            ),
+            None => format!("{action} by {actor}"),
+        });
+        self.engine.inner.log.log(record);
+        tracing::info!(%actor, %action, "admin action");
+    }
+}
+
+fn time_of(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A job as the admin views count it, with its labels.
+struct Labeled {
+    job: Job,
+    provider: Option<Arc<str>>,
+    source: Option<Arc<str>>,
+}
+
+impl Labeled {
+    fn entry(&self) -> QueueEntry<'_> {
+        QueueEntry {
+            message: self.job.message,
+            domain: &self.job.domain,
+            provider: self.provider.as_deref(),
+            source: self.source.as_deref(),
+            tenant: self.job.tenant.as_deref(),
+            campaign: self.job.campaign.as_deref(),
+            recipients: self.job.recipients.len() as u64,
+            attempts: self.job.attempts,
+            created: time_of(self.job.created_ms),
+        }
+    }
+}
+
+impl DeliveryEngine {
+    /// Copies of every job held in memory, labelled with provider and source where known.
+    fn all_jobs(&self) -> Vec<Labeled> {
+        let inner = &self.inner;
+        let labels = inner.labels.lock().expect("labels lock").clone();
+        let mut jobs: Vec<Labeled> = {
+            let timer = inner.timer.lock().expect("timer lock");
+            timer
+                .iter()
+                .map(|job| {
+                    let label = labels.get(&job.domain);
+                    Labeled {
+                        job: job.clone(),
+                        provider: label.map(|l| l.0.clone()),
+                        source: label.map(|l| l.1.clone()),
+                    }
+                })
+                .collect()
+        };
+        let pools: Vec<_> = inner
+            .pools
+            .lock()
+            .expect("pools lock")
+            .values()
+            .cloned()
+            .collect();
+        for pool in pools {
+            let (queued, _) = pool.usage();
+            jobs.extend(queued.into_iter().map(|job| Labeled {
+                job,
+                provider: Some(pool.key.site.clone()),
+                source: Some(pool.key.source.clone()),
+            }));
+        }
+        jobs
+    }
+
+    /// Takes the jobs `filter` selects out of the scheduler and the ready queues.
+    fn take_jobs(&self, filter: &Filter) -> Vec<Job> {
+        let inner = &self.inner;
+        let labels = inner.labels.lock().expect("labels lock").clone();
+        let label_entry = |job: &Job, provider: Option<&str>, source: Option<&str>| {
+            filter.matches(&QueueEntry {
+                message: job.message,
+                domain: &job.domain,
+                provider,
+                source,
+                tenant: job.tenant.as_deref(),
+                campaign: job.campaign.as_deref(),
+                recipients: job.recipients.len() as u64,
+                attempts: job.attempts,
+                created: time_of(job.created_ms),
+            })
+        };
+        let mut taken = inner.timer.lock().expect("timer lock").remove_where(|job| {
+            let label = labels.get(&job.domain);
+            label_entry(job, label.map(|l| &*l.0), label.map(|l| &*l.1))
+        });
+        let pools: Vec<_> = inner
+            .pools
+            .lock()
+            .expect("pools lock")
+            .values()
+            .cloned()
+            .collect();
+        for pool in pools {
+            let removed = pool
+                .remove_where(|job| label_entry(job, Some(&pool.key.site), Some(&pool.key.source)));
+            for _ in &removed {
+                inner.reputation.release(&pool.key.source, &pool.key.site);
+            }
+            taken.extend(removed);
+        }
+        taken
+    }
+}
+
+fn count(jobs: &[Job]) -> ActionCount {
+    let mut messages: Vec<MessageId> = jobs.iter().map(|j| j.message).collect();
+    messages.sort_unstable();
+    messages.dedup();
+    ActionCount {
+        messages: messages.len() as u64,
+        recipients: jobs.iter().map(|j| j.recipients.len() as u64).sum(),
+    }
+}
+
+impl AdminBackend for EngineAdmin {
+    fn queue_summary(
+        &self,
+        query: QueueQuery,
+    ) -> BoxFuture<'_, Result<QueueSummary, BackendError>> {
+        Box::pin(async move {
+            let jobs = self.engine.all_jobs();
+            let mut builder = QueueSummaryBuilder::new(&query, SystemTime::now());
+            for job in &jobs {
+                builder.add(&job.entry());
+            }
+            Ok(builder.finish())
+        })
+    }
+
+    fn message<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<MessageView>, BackendError>> {
+        Box::pin(async move {
+            let Ok(id) = id.parse::<MessageId>() else {
+                return Ok(None);
+            };
+            Ok(self
+                .engine
+                .inner
+                .spool
+                .envelope(id)
+                .ok()
+                .map(|envelope| MessageView::from_envelope(id, &envelope)))
+        })
+    }
+
+    fn suspend(
+        &self,
+        new: NewSuspension,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<Suspension, BackendError>> {
+        Box::pin(async move {
+            let suspension = self.engine.inner.suspensions.add(new, actor.to_string());
+            self.log_action(
+                &actor,
+                format!(
+                    "suspend {} until {} ({})",
+                    suspension.scope,
+                    humantime::format_rfc3339_seconds(suspension.expires_at),
+                    suspension.reason
+                ),
+                None,
+            );
+            Ok(suspension)
+        })
+    }
+
+    fn suspensions(&self) -> BoxFuture<'_, Result<Vec<Suspension>, BackendError>> {
+        Box::pin(async move { Ok(self.engine.inner.suspensions.list()) })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        id: &'a str,
+        actor: Actor,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let removed = self.engine.inner.suspensions.remove(id);
+            if removed {
+                self.log_action(&actor, format!("resume {id}"), None);
+                // Jobs held for the suspension wait in the scheduler for its end: due now.
+                let jobs = self.engine.take_jobs(&Filter::default());
+                let now = now_ms();
+                for job in jobs {
+                    self.engine.schedule(job, now);
+                }
+            }
+            Ok(removed)
+        })
+    }
+
+    fn flush(
+        &self,
+        filter: Filter,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<ActionCount, BackendError>> {
+        Box::pin(async move {
+            let jobs = self.engine.take_jobs(&filter);
+            let counted = count(&jobs);
+            let now = now_ms();
+            for job in jobs {
+                self.engine.schedule(job, now);
+            }
+            self.log_action(&actor, format!("flush {filter}"), Some(&counted));
+            Ok(counted)
+        })
+    }
+
+    fn bounce(
+        &self,
+        filter: Filter,
+        send_dsn: bool,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<ActionCount, BackendError>> {
+        Box::pin(async move {
+            let jobs = self.engine.take_jobs(&filter);
+            let counted = count(&jobs);
+            let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
+            for job in jobs {
+                let mut results = Results::all(&job, reply.clone());
+                if !send_dsn {
+                    results = results.without_dsn();
+                }
+                self.engine.finish(job, results, Outcome::unrouted()).await;
+            }
+            let what = if send_dsn {
+                "with DSNs"
+            } else {
+                "without DSNs"
+            };
+            self.log_action(&actor, format!("bounce {filter} {what}"), Some(&counted));
+            Ok(counted)
+        })
+    }
+
+    fn pools(&self) -> BoxFuture<'_, Result<PoolsView, BackendError>> {
+        Box::pin(async move {
+            let inner = &self.engine.inner;
+            let (sources, states) = inner.reputation.state();
+            let pools: Vec<_> = inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .values()
+                .cloned()
+                .collect();
+            let now = now_ms();
+            let mut views = Vec::with_capacity(sources.len());
+            for source in sources {
+                let mut providers = Vec::new();
+                let mut warmup = None;
+                for state in states.iter().filter(|s| *s.source == *source.name) {
+                    if let Some(w) = &state.warmup {
+                        warmup.get_or_insert(Warmup {
+                            day: w.day,
+                            days: w.plan_days,
+                            schedule: Some(w.plan.clone()),
+                        });
+                    }
+                    let pool = pools
+                        .iter()
+                        .find(|p| *p.key.source == *source.name && *p.key.site == *state.provider);
+                    let (queued, connections) = pool.map_or((0, 0), |p| {
+                        let (jobs, established) = p.usage();
+                        (jobs.len() as u64, established as u32)
+                    });
+                    let throttle = match &state.throttle {
+                        None => Throttle::open(),
+                        Some(t) => throttle_view(t, now),
+                    };
+                    providers.push(ProviderUse {
+                        provider: state.provider.clone(),
+                        allowance: state.warmup.as_ref().and_then(|w| w.allowance),
+                        used: state.warmup.as_ref().map_or(0, |w| w.taken),
+                        connections,
+                        queued,
+                        throttle,
+                    });
+                }
+                views.push(SourceView {
+                    name: source.name.to_string(),
+                    address: source.address,
+                    pool: None,
+                    warmup,
+                    providers,
+                });
+            }
+            Ok(PoolsView { sources: views })
+        })
+    }
+
+    fn suppressions(
+        &self,
+        query: SuppressionQuery,
+    ) -> BoxFuture<'_, Result<SuppressionPage, BackendError>> {
+        Box::pin(async move {
+            let ttl = self.engine.inner.config.suppression.ttl;
+            let limit = query.limit.unwrap_or(100).min(10_000);
+            let entries = self
+                .engine
+                .inner
+                .reputation
+                .with_suppressions(|s, now| s.list(query.tenant.as_deref(), now, usize::MAX));
+            let mut page: Vec<Suppression> = entries
+                .into_iter()
+                .filter(|e| {
+                    query
+                        .address
+                        .as_deref()
+                        .is_none_or(|a| a.eq_ignore_ascii_case(&e.address))
+                })
+                .filter(|e| {
+                    query
+                        .after
+                        .as_deref()
+                        .is_none_or(|after| e.address.as_str() > after)
+                })
+                .map(|e| Suppression {
+                    address: e.address,
+                    tenant: (!e.tenant.is_empty()).then_some(e.tenant),
+                    reason: None,
+                    origin: SuppressionOrigin::Bounce,
+                    created_at: time_of(e.until_ms).checked_sub(ttl).unwrap_or(UNIX_EPOCH),
+                })
+                .collect();
+            page.sort_by(|a, b| a.address.cmp(&b.address));
+            let next = (page.len() > limit).then(|| page[limit - 1].address.clone());
+            page.truncate(limit);
+            Ok(SuppressionPage {
+                entries: page,
+                next,
+            })
+        })
+    }
+
+    fn add_suppressions(
+        &self,
+        entries: Vec<NewSuppression>,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<SuppressionChange, BackendError>> {
+        Box::pin(async move {
+            let mut change = SuppressionChange {
+                changed: 0,
+                unchanged: 0,
+            };
+            self.engine.inner.reputation.with_suppressions(|s, now| {
+                for entry in &entries {
+                    if s.add(entry.tenant.as_deref().unwrap_or(""), &entry.address, now) {
+                        change.changed += 1;
+                    } else {
+                        change.unchanged += 1;
+                    }
+                }
+            });
+            self.log_action(
+                &actor,
+                format!("suppress {} addresses", entries.len()),
+                None,
+            );
+            Ok(change)
+        })
+    }
+
+    fn remove_suppression(
+        &self,
+        key: SuppressionKey,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let removed = self.engine.inner.reputation.with_suppressions(|s, _| {
+                s.remove(key.tenant.as_deref().unwrap_or(""), &key.address)
+            });
+            if removed {
+                self.log_action(&actor, format!("unsuppress {}", key.address), None);
+            }
+            Ok(removed)
+        })
+    }
+
+    fn reload(&self, actor: Actor) -> BoxFuture<'_, Result<ReloadReport, BackendError>> {
+        Box::pin(async move {
+            let new = match &self.config_path {
+                Some(path) => Config::from_file(path).map_err(|e| BackendError::Rejected {
+                    reason: e.to_string(),
+                })?,
+                None => Config::embedded_default(),
+            };
+            let report = self
+                .engine
+                .reload(&new)
+                .map_err(|e| BackendError::Rejected { reason: e })?;
+            self.log_action(
+                &actor,
+                format!(
+                    "reload (applied: {:?}; needs restart: {:?})",
+                    report.applied, report.needs_restart
+                ),
+                None,
+            );
+            Ok(report)
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async move {
+            let inner = &self.engine.inner;
+            let dropped = inner.log.dropped();
+            let mut components = vec![
+                ComponentHealth {
+                    name: "delivery".into(),
+                    status: if inner.shutdown.is_cancelled() {
+                        HealthStatus::Degraded
+                    } else {
+                        HealthStatus::Ok
+                    },
+                    detail: Some(format!(
+                        "{} jobs queued",
+                        inner.queued.load(Ordering::Relaxed)
+                    )),
+                },
+                ComponentHealth {
+                    name: "delivery_log".into(),
+                    status: if dropped == 0 {
+                        HealthStatus::Ok
+                    } else {
+                        HealthStatus::Degraded
+                    },
+                    detail: (dropped > 0).then(|| format!("{dropped} records dropped")),
+                },
+            ];
+            let spool = inner.spool.stats();
+            components.push(ComponentHealth {
+                name: "spool".into(),
+                status: if spool.failed_commits == 0 {
+                    HealthStatus::Ok
+                } else {
+                    HealthStatus::Failing
+                },
+                detail: Some(format!(
+                    "{} commits, {} failed",
+                    spool.commits, spool.failed_commits
+                )),
+            });
+            Health::from_components(env!("CARGO_PKG_VERSION"), self.started_at, components)
+        })
+    }
+}
+
+/// The admin view of a throttle.
+fn throttle_view(state: &ipwarm::ThrottleState, _now: u64) -> Throttle {
+    use ipwarm::Health as H;
+    match &state.health {
+        H::Healthy => Throttle::open(),
+        H::Throttled { reason } => Throttle {
+            state: ThrottleState::Slowed,
+            until: None,
+            reason: Some(reason.to_string()),
+        },
+        H::Suspended { until_ms, reason } => Throttle {
+            state: ThrottleState::Paused,
+            until: Some(time_of(*until_ms)),
+            reason: Some(reason.to_string()),
+        },
+        H::Probing { reason, .. } => Throttle {
+            state: ThrottleState::Slowed,
+            until: None,
+            reason: Some(format!("probing after {reason}")),
+        },
+    }
+}
+
+impl DeliveryEngine {
+    /// Applies what can change at run time from a re-read configuration: static routes,
+    /// provider shaping (for pools opened from now on; busy pools keep their limits until
+    /// they go idle) and reply classification. Everything else that changed is reported as
+    /// needing a restart.
+    pub(crate) fn reload(&self, new: &Config) -> Result<ReloadReport, String> {
+        let inner = &self.inner;
+        let old = &inner.config;
+        let changed =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let mut applied = Vec::new();
+        if changed(&old.routes, &new.routes) {
+            let routes = super::route::Routes::new(&new.routes)?;
+            *inner.routes.write().expect("routes lock") = Arc::new(routes);
+            applied.push("route".to_owned());
+        }
+        if changed(&old.providers, &new.providers)
+            || old.delivery.default_shaping != new.delivery.default_shaping
+        {
+            let rules = super::shaping::ShapingRules::new(
+                &new.providers,
+                new.delivery.default_shaping,
+                inner.rules().default_shaping().clone(),
+            );
+            *inner.rules.write().expect("rules lock") = Arc::new(rules);
+            inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .retain(|_, pool| !pool.is_idle());
+            applied.push("provider".to_owned());
+        }
+        if changed(&old.classify, &new.classify) || old.classify_builtin != new.classify_builtin {
+            inner
+                .reputation
+                .set_classifier(&new.classify, new.classify_builtin)
+                .map_err(|e| e.to_string())?;
+            applied.push("classify".to_owned());
+        }
+        let mut needs_restart = Vec::new();
+        let sections: [(&str, bool); 17] = [
+            ("hostname", old.hostname != new.hostname),
+            ("accept_domains", old.accept_domains != new.accept_domains),
+            ("spool", changed(&old.spool, &new.spool)),
+            ("listener", changed(&old.listeners, &new.listeners)),
+            ("user", changed(&old.users, &new.users)),
+            ("server", changed(&old.server, &new.server)),
+            ("delivery", changed(&old.delivery, &new.delivery)),
+            ("dns", changed(&old.dns, &new.dns)),
+            (
+                "delivery_log",
+                changed(&old.delivery_log, &new.delivery_log),
+            ),
+            ("admin", changed(&old.admin, &new.admin)),
+            ("source", changed(&old.sources, &new.sources)),
+            ("pool", changed(&old.pools, &new.pools)),
+            ("tenant", changed(&old.tenants, &new.tenants)),
+            ("warmup", changed(&old.warmup, &new.warmup)),
+            ("reputation", changed(&old.reputation, &new.reputation)),
+            ("suppression", changed(&old.suppression, &new.suppression)),
+            ("classify_builtin", false),
+        ];
+        for (name, differs) in sections {
+            if differs {
+                needs_restart.push(name.to_owned());
+            }
+        }
+        Ok(ReloadReport {
+            applied,
+            needs_restart,
+        })
+    }
+}

@@ -1,0 +1,244 @@
+//! The engine's hold on `ipwarm`: egress sources and pools, warmup, reply classification,
+//! reputation-aware throttles and the suppression list, with their state saved next to the
+//! spool so it survives restarts.
+//!
+//! Invariants: every decision takes the current time as an argument (ipwarm is pure logic);
+//! locks are held only for the call into ipwarm, never across an await; snapshots are written
+//! atomically (temporary file, fsync, rename), so a crash leaves the previous one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ipwarm::{
+    Class, Classifier, Decision, Egress, EnhancedCode, KeyState, Limits, Permit, Reaction, Source,
+    StartLimits, Suppressions,
+};
+use tracing::{info, warn};
+
+use super::shaping::ShapingRules;
+use crate::client::SmtpReply;
+use crate::config::Config;
+
+/// File names of the saved state, in the spool directory.
+const EGRESS_STATE: &str = "ipwarm.state";
+const SUPPRESSIONS_STATE: &str = "suppressions.state";
+
+/// Egress, throttles, classification and suppressions for one running MTA.
+pub(crate) struct Reputation {
+    egress: Mutex<Egress>,
+    classifier: RwLock<Arc<Classifier>>,
+    suppressions: Mutex<Suppressions>,
+    /// Where the state is saved.
+    dir: PathBuf,
+    /// Address and EHLO name for sources that set none (the built-in `default` source).
+    default_address: Option<std::net::IpAddr>,
+    default_ehlo: String,
+}
+
+/// The start limits of the throttles: the shaping rules' limits per provider.
+fn start_limits(rules: &ShapingRules) -> StartLimits {
+    let default = rules.default_shaping();
+    let mut limits = StartLimits::new(Limits {
+        max_connections: default.max_connections,
+        max_message_rate: default.max_message_rate,
+    });
+    for provider in rules.providers() {
+        limits.providers.insert(
+            provider.name.clone(),
+            Limits {
+                max_connections: provider.max_connections.unwrap_or(default.max_connections),
+                max_message_rate: provider.max_message_rate.or(default.max_message_rate),
+            },
+        );
+    }
+    limits
+}
+
+fn now_ms() -> u64 {
+    super::engine::now_ms()
+}
+
+impl Reputation {
+    /// Builds everything from the configuration and restores the saved state, if any.
+    pub(crate) fn new(config: &Config, rules: &ShapingRules) -> anyhow::Result<Reputation> {
+        let ipwarm = config.ipwarm();
+        let mut egress = Egress::new(&ipwarm, start_limits(rules))?;
+        let classifier = Classifier::new(&ipwarm.classify, ipwarm.classify_builtin)?;
+        let mut suppressions = Suppressions::new(ipwarm.suppression.clone());
+        let dir = config.spool.path.clone();
+        let now = now_ms();
+        if let Some(bytes) = read_state(&dir.join(EGRESS_STATE)) {
+            match egress.restore(&bytes) {
+                Ok(restored) => info!(?restored, "egress state restored"),
+                Err(error) => warn!(%error, "egress state not restored; starting fresh"),
+            }
+        }
+        if let Some(bytes) = read_state(&dir.join(SUPPRESSIONS_STATE)) {
+            match suppressions.restore(&bytes, now) {
+                Ok(entries) => info!(entries, "suppression list restored"),
+                Err(error) => warn!(%error, "suppression list not restored; starting empty"),
+            }
+        }
+        Ok(Reputation {
+            egress: Mutex::new(egress),
+            classifier: RwLock::new(Arc::new(classifier)),
+            suppressions: Mutex::new(suppressions),
+            dir,
+            default_address: config.delivery.source_address,
+            default_ehlo: config
+                .delivery
+                .ehlo_name
+                .clone()
+                .unwrap_or_else(|| config.hostname.clone()),
+        })
+    }
+
+    fn egress(&self) -> std::sync::MutexGuard<'_, Egress> {
+        self.egress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn suppressions(&self) -> std::sync::MutexGuard<'_, Suppressions> {
+        self.suppressions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The source for a job to `provider`, from the pool of its tenant or pool tag; or the
+    /// time to try again (warmup allowance spent, every source suspended).
+    pub(crate) fn choose(
+        &self,
+        tenant: Option<&str>,
+        pool_tag: Option<&str>,
+        provider: &str,
+        now: u64,
+    ) -> Decision {
+        let mut egress = self.egress();
+        let pool = egress.pool_for(tenant, pool_tag);
+        egress.choose_source(pool, provider, now)
+    }
+
+    /// Gives back the allowance a job took when it does not leave after all.
+    pub(crate) fn release(&self, source: &str, provider: &str) {
+        self.egress().release(source, provider, now_ms());
+    }
+
+    /// Whether a message may go now.
+    pub(crate) fn permit(&self, source: &str, provider: &str) -> Permit {
+        self.egress().permit(source, provider, now_ms())
+    }
+
+    /// Connections allowed now from `source` to `provider`.
+    pub(crate) fn concurrency_limit(&self, source: &str, provider: &str) -> usize {
+        self.egress().concurrency_limit(source, provider, now_ms())
+    }
+
+    /// The class of a reply.
+    pub(crate) fn classify(&self, reply: &SmtpReply, provider: &str) -> Class {
+        let classifier = self
+            .classifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let enhanced = reply.enhanced.map(|e| EnhancedCode {
+            class: e.class(),
+            subject: e.subject(),
+            detail: e.detail(),
+        });
+        classifier
+            .classify(
+                &ipwarm::Reply::new(reply.code, enhanced, &reply.text),
+                Some(provider),
+            )
+            .class
+    }
+
+    /// Replaces the classification rules (configuration reload).
+    pub(crate) fn set_classifier(
+        &self,
+        rules: &[ipwarm::RuleConfig],
+        builtin: bool,
+    ) -> Result<(), ipwarm::IpwarmError> {
+        let classifier = Classifier::new(rules, builtin)?;
+        *self.classifier.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(classifier);
+        Ok(())
+    }
+
+    /// Feeds a message's outcome to the throttles; `retry_at` in the reaction is the time
+    /// the throttle wants the message tried again.
+    pub(crate) fn record(
+        &self,
+        source: &str,
+        provider: &str,
+        class: Class,
+        delivered: bool,
+    ) -> Reaction {
+        let now = now_ms();
+        let mut egress = self.egress();
+        if delivered {
+            egress.record_send(source, provider, now);
+        }
+        egress.record(source, provider, class, now)
+    }
+
+    /// True if the recipient is suppressed for the tenant.
+    pub(crate) fn is_suppressed(&self, tenant: Option<&str>, address: &str) -> bool {
+        self.suppressions()
+            .is_suppressed(tenant.unwrap_or(""), address, now_ms())
+    }
+
+    /// Suppresses a recipient after a bad-mailbox bounce.
+    pub(crate) fn suppress(&self, tenant: Option<&str>, address: &str) {
+        self.suppressions()
+            .add(tenant.unwrap_or(""), address, now_ms());
+    }
+
+    /// Address to bind and EHLO name for a source (the defaults fill what it leaves unset).
+    pub(crate) fn endpoint(&self, source: &Source) -> (Option<std::net::IpAddr>, String) {
+        (
+            source.address.or(self.default_address),
+            source
+                .ehlo
+                .as_deref()
+                .map_or_else(|| self.default_ehlo.clone(), str::to_owned),
+        )
+    }
+
+    /// Per (source, provider) state for the admin view.
+    pub(crate) fn state(&self) -> (Vec<Arc<Source>>, Vec<KeyState>) {
+        let egress = self.egress();
+        (egress.sources().cloned().collect(), egress.state(now_ms()))
+    }
+
+    /// The suppression list (for the admin API).
+    pub(crate) fn with_suppressions<T>(&self, f: impl FnOnce(&mut Suppressions, u64) -> T) -> T {
+        f(&mut self.suppressions(), now_ms())
+    }
+
+    /// Saves egress and suppression state; drops expired suppressions first.
+    pub(crate) fn save(&self) {
+        let now = now_ms();
+        let egress = self.egress().snapshot();
+        let suppressions = {
+            let mut s = self.suppressions();
+            s.purge_expired(now);
+            s.snapshot(now)
+        };
+        for (name, bytes) in [(EGRESS_STATE, egress), (SUPPRESSIONS_STATE, suppressions)] {
+            if let Err(error) = write_state(&self.dir.join(name), &bytes) {
+                warn!(file = name, %error, "could not save state");
+            }
+        }
+    }
+}
+
+fn read_state(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+fn write_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,134 @@
+//! Operator suspensions: delivery stopped for a domain, provider, source or tenant
+//! (optionally one campaign) until a time, set through the admin API.
+//!
+//! Invariants: a suspended job is never attempted: it is handed back to the scheduler for
+//! the suspension's end, without counting an attempt; expired suspensions are dropped when
+//! seen; the list is saved next to the spool on every change, so a restart keeps it.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use queue::scheduler::Job;
+use tracing::warn;
+
+use crate::admin::types::{NewSuspension, Suspension, SuspensionScope};
+
+const FILE: &str = "suspensions.json";
+
+/// The suspensions in force.
+pub(crate) struct Suspensions {
+    list: Mutex<Vec<Suspension>>,
+    path: PathBuf,
+}
+
+fn ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Suspensions {
+    /// Loads the saved list from the spool directory (an unreadable file is reported and
+    /// ignored).
+    pub(crate) fn load(dir: &std::path::Path) -> Suspensions {
+        let path = dir.join(FILE);
+        let list = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                warn!(path = %path.display(), %error, "suspensions not restored");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        Suspensions {
+            list: Mutex::new(list),
+            path,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Suspension>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self, list: &[Suspension]) {
+        let tmp = self.path.with_extension("tmp");
+        let result = serde_json::to_vec_pretty(list)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(error) = result {
+            warn!(path = %self.path.display(), %error, "could not save suspensions");
+        }
+    }
+
+    /// Adds a suspension.
+    pub(crate) fn add(&self, new: NewSuspension, created_by: String) -> Suspension {
+        let now = SystemTime::now();
+        let suspension = Suspension {
+            id: format!("s{:x}", ms(now) ^ rand::random::<u64>() >> 24),
+            scope: new.scope,
+            reason: new.reason,
+            created_at: now,
+            expires_at: now + new.duration,
+            created_by,
+        };
+        let mut list = self.lock();
+        list.push(suspension.clone());
+        self.save(&list);
+        suspension
+    }
+
+    /// Removes a suspension by id.
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        let mut list = self.lock();
+        let before = list.len();
+        list.retain(|s| s.id != id);
+        let removed = list.len() != before;
+        if removed {
+            self.save(&list);
+        }
+        removed
+    }
+
+    /// The suspensions in force (expired ones are dropped).
+    pub(crate) fn list(&self) -> Vec<Suspension> {
+        let now = SystemTime::now();
+        let mut list = self.lock();
+        list.retain(|s| s.expires_at > now);
+        list.clone()
+    }
+
+    /// Until when `job` is suspended (unix ms), if it is: by its domain, tenant or campaign,
+    /// or by the provider or source it would leave through (when known).
+    pub(crate) fn until(
+        &self,
+        job: &Job,
+        provider: Option<&str>,
+        source: Option<&str>,
+    ) -> Option<u64> {
+        let list = self.lock();
+        if list.is_empty() {
+            return None;
+        }
+        let now = SystemTime::now();
+        list.iter()
+            .filter(|s| s.expires_at > now)
+            .filter(|s| match &s.scope {
+                SuspensionScope::Domain(d) => d.eq_ignore_ascii_case(&job.domain),
+                SuspensionScope::Provider(p) => provider == Some(p.as_str()),
+                SuspensionScope::Source(name) => source == Some(name.as_str()),
+                SuspensionScope::Tenant { tenant, campaign } => {
+                    job.tenant.as_deref() == Some(tenant.as_str())
+                        && campaign
+                            .as_deref()
+                            .is_none_or(|c| job.campaign.as_deref() == Some(c))
+                }
+            })
+            .map(|s| ms(s.expires_at))
+            .max()
+    }
+
+    /// True when no suspension is in force (the fast path of every check).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
