@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,12 +32,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
 /// The process-wide Prometheus recorder (installed once; every MTA started in this process
 /// shares it).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut handle = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if handle.is_none() {
+        *handle = Some(crate::admin::install_recorder()?);
     }
-    let handle = crate::admin::install_recorder()?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    Ok(handle.clone().expect("just set"))
 }
 
 /// A running MTA: spool open, delivery engine started, listeners accepting.

@@ -5,9 +5,11 @@
 
 mod common;
 
+mod admin;
 mod clients;
 mod crash;
 mod delivery;
+mod ipwarm;
 mod limits;
 mod protocol;
 mod relay_auth;

@@ -51,11 +51,23 @@ impl World {
     /// The configuration text: `extra` first (top-level keys, sections), then the world's
     /// own settings. `delivery` keys go inside `[delivery]`.
     pub fn config_text(&self, extra: &str, delivery: &str) -> String {
+        // The world's fast retry and timeout settings, unless `delivery` sets its own.
+        let defaults: String = [
+            ("retry_initial", "\"1s\""),
+            ("retry_max", "\"2s\""),
+            ("idle_timeout", "\"1s\""),
+            ("connect_timeout", "\"2s\""),
+            ("command_timeout", "\"10s\""),
+        ]
+        .iter()
+        .filter(|(key, _)| !delivery.contains(&format!("{key} =")))
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
         format!(
             "hostname = \"mta.test\"\n{extra}\n[spool]\npath = {:?}\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
              [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
              [delivery_log]\npath = {:?}\n[admin]\nsocket = {:?}\n\
-             [delivery]\nsmtp_port = {}\nretry_initial = \"1s\"\nretry_max = \"2s\"\nidle_timeout = \"1s\"\nconnect_timeout = \"2s\"\ncommand_timeout = \"10s\"\n{delivery}\n",
+             [delivery]\nsmtp_port = {}\n{defaults}{delivery}\n",
             self.dir.path().join("spool"),
             self.dns.addr(),
             self.log_path(),

@@ -1,0 +1,314 @@
+//! The admin API and `mta ctl` against a running MTA: every command, the socket's
+//! permissions, `/metrics` through a real Prometheus parser, and suspensions taking effect
+//! within a second.
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use benches::dns::Records;
+use benches::sink::{Rule, SinkConfig};
+
+use crate::common::mta_binary;
+use crate::world::World;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `mta ctl --socket S ARGS` off the runtime; returns (success, stdout, stderr).
+async fn ctl(world: &World, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(mta_binary());
+    command
+        .arg("ctl")
+        .arg("--socket")
+        .arg(world.admin_socket())
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run mta ctl");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn ctl_json(world: &World, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let (ok, out, err) = ctl(world, &full).await;
+    assert!(ok, "mta ctl {args:?} failed:\n{out}\n{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ctl_command_works_against_a_running_mta() {
+    let mut r = Records::new();
+    r.mx("stuck.test", 10, "mx.stuck.test")
+        .a("mx.stuck.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    // Everything is deferred: messages stay queued for the commands to see.
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::defer_fraction(1.0)],
+                ..Default::default()
+            },
+        )
+        .await;
+    world
+        .start("", "retry_initial = \"1h\"\nretry_max = \"2h\"")
+        .await;
+    let mode = std::fs::metadata(world.admin_socket())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the admin socket must be private");
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = format!("Subject: {i}\r\nX-MTA-Tenant: acme\r\n\r\nx\r\n");
+        ids.push(
+            world
+                .send("sender@sender.test", &[&format!("u{i}@stuck.test")], &body)
+                .await,
+        );
+    }
+    world
+        .wait_log("three deferrals", |r| {
+            r["type"] == "TransientFailure" && r["recipient"] == "u2@stuck.test"
+        })
+        .await;
+
+    let queue = ctl_json(&world, &["queue"]).await;
+    assert_eq!(queue["messages"], 3, "{queue}");
+    let (ok, table, _) = ctl(&world, &["queue"]).await;
+    assert!(
+        ok && table.contains("stuck.test") && table.contains("acme"),
+        "{table}"
+    );
+
+    let message = ctl_json(&world, &["message", &ids[0].to_string()]).await;
+    assert_eq!(message["recipients"][0]["address"], "u0@stuck.test");
+    assert_eq!(message["recipients"][0]["status"], "pending");
+    assert!(
+        message["recipients"][0]["last_reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("4"),
+        "{message}"
+    );
+
+    let suspension = ctl_json(
+        &world,
+        &[
+            "suspend",
+            "--domain",
+            "stuck.test",
+            "--for",
+            "1h",
+            "--reason",
+            "testing",
+        ],
+    )
+    .await;
+    let id = suspension["id"].as_str().unwrap().to_owned();
+    let list = ctl_json(&world, &["suspensions"]).await;
+    assert!(list.to_string().contains(&id), "{list}");
+    let (ok, _, err) = ctl(&world, &["resume", &id]).await;
+    assert!(ok, "{err}");
+    assert!(
+        !ctl_json(&world, &["suspensions"])
+            .await
+            .to_string()
+            .contains(&id)
+    );
+
+    let transactions = sink.counters().transactions;
+    let flushed = ctl_json(&world, &["flush", "--domain", "stuck.test"]).await;
+    assert_eq!(flushed["messages"], 3, "{flushed}");
+    let deadline = Instant::now() + WAIT;
+    while sink.counters().transactions < transactions + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "flushed messages were not retried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let pools = ctl_json(&world, &["pools"]).await;
+    assert!(pools.to_string().contains("\"default\""), "{pools}");
+
+    let (ok, _, err) = ctl(
+        &world,
+        &[
+            "suppressions",
+            "add",
+            "blocked@stuck.test",
+            "--tenant",
+            "acme",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let suppressions = ctl_json(&world, &["suppressions"]).await;
+    assert!(
+        suppressions.to_string().contains("blocked@stuck.test"),
+        "{suppressions}"
+    );
+    let (ok, _, err) = ctl(
+        &world,
+        &[
+            "suppressions",
+            "remove",
+            "blocked@stuck.test",
+            "--tenant",
+            "acme",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        !ctl_json(&world, &["suppressions"])
+            .await
+            .to_string()
+            .contains("blocked@stuck.test")
+    );
+
+    let bounced = ctl_json(&world, &["bounce", "--tenant", "acme", "--no-dsn"]).await;
+    assert_eq!(bounced["messages"], 3, "{bounced}");
+    for id in &ids {
+        world.wait_removed(*id).await;
+    }
+
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert!(reload["applied"].is_array(), "{reload}");
+    let health = ctl_json(&world, &["health"]).await;
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // /metrics through promtool, the Prometheus project's own parser.
+    let (ok, metrics, err) = ctl(&world, &["metrics"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        metrics.contains("smtp_messages_received_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("delivery_recipients_total"), "{metrics}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let log = world
+        .wait_log("the reload's AdminAction", |r| {
+            r["type"] == "AdminAction"
+                && r["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("reload"))
+        })
+        .await;
+    let actions: Vec<&str> = log
+        .iter()
+        .filter(|r| r["type"] == "AdminAction")
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    for action in ["suspend", "resume", "flush", "suppress", "bounce", "reload"] {
+        assert!(
+            actions.iter().any(|a| a.starts_with(action)),
+            "no AdminAction {action}: {actions:?}"
+        );
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_provider_gets_nothing_within_a_second_until_resumed() {
+    let mut r = Records::new();
+    r.mx("isp.test", 10, "mx.isp.test")
+        .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let sink = world.sink(2, SinkConfig::default()).await;
+    let provider = "[[provider]]\nname = \"isp\"\nmx_suffixes = [\".isp.test\"]\n";
+    world.start(provider, "").await;
+    world
+        .send(
+            "sender@sender.test",
+            &["first@isp.test"],
+            "Subject: 1\r\n\r\nx\r\n",
+        )
+        .await;
+    sink.wait_for_messages(1, WAIT).await.unwrap();
+
+    let (ok, _, err) = ctl(
+        &world,
+        &[
+            "suspend",
+            "--provider",
+            "isp",
+            "--for",
+            "1h",
+            "--reason",
+            "complaints",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let suspended_at = Instant::now();
+    for i in 0..5 {
+        world
+            .send(
+                "sender@sender.test",
+                &[&format!("held{i}@isp.test")],
+                "Subject: held\r\n\r\nx\r\n",
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.messages().len(), 1, "delivered while suspended");
+    assert!(suspended_at.elapsed() < Duration::from_secs(10));
+    let queue = ctl_json(&world, &["queue", "--provider", "isp"]).await;
+    assert_eq!(
+        queue["messages"], 5,
+        "held messages wait in the queue: {queue}"
+    );
+
+    let list = ctl_json(&world, &["suspensions"]).await;
+    let id = list["suspensions"][0]["id"].as_str().unwrap().to_owned();
+    let (ok, _, err) = ctl(&world, &["resume", &id]).await;
+    assert!(ok, "{err}");
+    sink.wait_for_messages(6, WAIT).await.unwrap();
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn ctl_says_clearly_when_the_daemon_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let output = Command::new(mta_binary())
+        .args(["ctl", "--socket"])
+        .arg(&socket)
+        .arg("queue")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("cannot reach the MTA"), "{err}");
+}

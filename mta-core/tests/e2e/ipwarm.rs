@@ -1,0 +1,244 @@
+//! Reputation in practice: a simulated ISP with a hidden rate limit (Gmail-style 421 4.7.28,
+//! then a 550 5.7.1 block for a sender that keeps pushing), a pool of two sources with one
+//! warming up, and suppression after a hard bounce.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use benches::dns::Records;
+use benches::sink::{BlockRule, RateLimit, Rule, SinkConfig};
+
+use crate::world::{World, events};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Injects `n` messages to `recipient_domain` over `clients` connections, as fast as the MTA
+/// accepts them.
+async fn inject(world: &World, n: usize, clients: usize, recipient_domain: &str, headers: &str) {
+    let per_client = n / clients;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = world.client().await;
+        let domain = recipient_domain.to_owned();
+        let headers = headers.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                let body = format!("{headers}Subject: m{c}-{i}\r\n\r\nx\r\n");
+                let (code, text) = client
+                    .send_message(
+                        "bulk@sender.test",
+                        &[&format!("r{c}x{i}@{domain}")],
+                        body.as_bytes(),
+                    )
+                    .await;
+                assert_eq!(code, 250, "{text}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_converges_to_a_hidden_rate_without_being_blocked() {
+    const HIDDEN: f64 = 10.0; // messages per second the ISP tolerates
+    const RUN: Duration = Duration::from_secs(40);
+    let mut r = Records::new();
+    r.mx("gmail.test", 10, "mx.gmail.test")
+        .a("mx.gmail.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let isp = Arc::new(
+        world
+            .sink(
+                2,
+                SinkConfig {
+                    rate_limit: Some(RateLimit::per_second(HIDDEN)),
+                    block: Some(BlockRule::after(30, Duration::from_secs(300))),
+                    record_limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    // The operator's starting limit is three times what the ISP tolerates.
+    let provider = "[[provider]]\nname = \"gmail-sim\"\nmx_suffixes = [\".gmail.test\"]\nmax_message_rate = \"1800/min\"\nmax_connections = 3\n";
+    world.start(provider, "").await;
+    let started = Instant::now();
+    inject(&world, 800, 4, "gmail.test", "").await;
+    // Sample the ISP's counters every second.
+    let mut samples = Vec::new();
+    while started.elapsed() < RUN {
+        let c = isp.counters();
+        samples.push((
+            started.elapsed(),
+            c.messages_accepted,
+            c.throttled,
+            c.blocked,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let last = isp.counters();
+    let attempts = last.messages_accepted + last.throttled + last.blocked;
+    let deferred_share = last.throttled as f64 / attempts.max(1) as f64;
+    // The delivered rate once converged: the last 20 seconds.
+    let (t0, a0, _, _) = samples[samples.len() - 21];
+    let (t1, a1, _, _) = samples[samples.len() - 1];
+    let converged_rate = (a1 - a0) as f64 / (t1 - t0).as_secs_f64();
+    // Time to converge: the first second from which every 10-second window delivers >= 80%.
+    let converge_at = samples
+        .windows(11)
+        .find(|w| (w[10].1 - w[0].1) as f64 / (w[10].0 - w[0].0).as_secs_f64() >= 0.8 * HIDDEN)
+        .map(|w| w[0].0);
+    eprintln!(
+        "hidden {HIDDEN}/s: converged rate {converged_rate:.2}/s ({:.0}%), converged after {converge_at:?}, \
+         attempts {attempts}, deferred {} ({:.1}%), blocked {}",
+        100.0 * converged_rate / HIDDEN,
+        last.throttled,
+        100.0 * deferred_share,
+        last.blocked
+    );
+    assert_eq!(last.blocked, 0, "the ISP blocked us");
+    assert!(
+        converged_rate >= 0.8 * HIDDEN,
+        "delivered only {converged_rate:.2}/s of {HIDDEN}/s"
+    );
+    assert!(
+        deferred_share < 0.05,
+        "{:.1}% of attempts deferred",
+        100.0 * deferred_share
+    );
+    assert!(converge_at.is_some_and(|t| t <= Duration::from_secs(120)));
+    let log = world.log();
+    assert!(
+        log.iter().any(|r| r["class"] == "rate_limited"),
+        "deferrals are classified"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warming_source_never_exceeds_its_allowance_and_the_pool_spills() {
+    let mut r = Records::new();
+    r.mx("isp.test", 10, "mx.isp.test")
+        .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                record_limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await;
+    let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    let egress = format!(
+        "[[source]]\nname = \"ip-a\"\naddress = \"127.0.0.10\"\nehlo = \"a.mta.test\"\n\
+         [[source]]\nname = \"ip-b\"\naddress = \"127.0.0.11\"\nehlo = \"b.mta.test\"\nwarmup = \"tiny\"\nwarmup_start = \"{}\"\n\
+         [[pool]]\nname = \"default\"\nsources = [\"ip-a\"]\n\
+         [[pool]]\nname = \"bulk\"\nsources = [\"ip-a\", \"ip-b\"]\noverflow = \"spill\"\n\
+         [[tenant]]\nname = \"acme\"\npool = \"bulk\"\n\
+         [warmup.tiny]\ndaily = [10, 20]\n",
+        &today[..10]
+    );
+    world.start(&egress, "").await;
+    inject(&world, 100, 4, "isp.test", "X-MTA-Tenant: acme\r\n").await;
+    let got = sink.wait_for_messages(100, WAIT).await.unwrap();
+    let from = |ip: [u8; 4]| {
+        got.iter()
+            .filter(|m| m.client.ip() == IpAddr::from(ip))
+            .count()
+    };
+    let (a, b) = (from([127, 0, 0, 10]), from([127, 0, 0, 11]));
+    eprintln!("ip-a sent {a}, ip-b (warming, 10 today) sent {b}");
+    assert!(
+        b <= 10,
+        "the warming source sent {b} messages, over its allowance of 10"
+    );
+    assert!(b >= 1, "the warming source was never used");
+    assert_eq!(
+        a + b,
+        100,
+        "every message left from one of the pool's sources"
+    );
+    assert!(
+        got.iter()
+            .filter(|m| m.client.ip() == IpAddr::from([127, 0, 0, 11]))
+            .all(|m| m.helo == "b.mta.test")
+    );
+    let pools = world.running().admin.clone();
+    let view = mta_core::admin::AdminBackend::pools(&*pools).await.unwrap();
+    let ip_b = view
+        .sources
+        .iter()
+        .find(|s| s.name == "ip-b")
+        .expect("ip-b in the pools view");
+    assert_eq!(ip_b.warmup.as_ref().map(|w| w.day), Some(1), "{view:?}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_bounce_suppresses_the_address_for_its_tenant() {
+    let mut r = Records::new();
+    r.mx("isp.test", 10, "mx.isp.test")
+        .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::bounce_local_parts(["gone"])],
+                ..Default::default()
+            },
+        )
+        .await;
+    world.start("", "bounces = false").await;
+    let body = "X-MTA-Tenant: acme\r\nSubject: hi\r\n\r\nx\r\n";
+    world
+        .send("bulk@sender.test", &["gone@isp.test"], body)
+        .await;
+    let log = world
+        .wait_log("bounce", |r| {
+            r["type"] == "Bounce" && r["recipient"] == "gone@isp.test"
+        })
+        .await;
+    assert_eq!(
+        events(&log, "Bounce", "gone@isp.test")[0]["class"],
+        "bad_mailbox"
+    );
+    let transactions = sink.counters().transactions;
+    let second = world
+        .send("bulk@sender.test", &["gone@isp.test"], body)
+        .await;
+    world.wait_removed(second).await;
+    let log = world
+        .wait_log("suppressed", |r| {
+            r["class"] == "suppressed" && r["recipient"] == "gone@isp.test"
+        })
+        .await;
+    assert_eq!(events(&log, "Bounce", "gone@isp.test").len(), 2);
+    assert_eq!(
+        sink.counters().transactions,
+        transactions,
+        "a suppressed recipient is not attempted"
+    );
+    // Another tenant may still send to it.
+    world
+        .send(
+            "other@sender.test",
+            &["gone@isp.test"],
+            "X-MTA-Tenant: other\r\n\r\nx\r\n",
+        )
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while sink.counters().transactions == transactions {
+        assert!(
+            Instant::now() < deadline,
+            "the other tenant's message was not attempted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    world.stop().await;
+}
