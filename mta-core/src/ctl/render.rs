@@ -196,6 +196,7 @@ pub(crate) fn pools(view: &PoolsView) -> String {
         "#USED",
         "#CONNECTIONS",
         "#QUEUED",
+        "RATE",
         "THROTTLE",
     ]);
     for s in &view.sources {
@@ -230,8 +231,14 @@ pub(crate) fn pools(view: &PoolsView) -> String {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "-".to_owned()),
                 p.used.to_string(),
-                p.connections.to_string(),
+                match p.max_connections {
+                    Some(max) => format!("{}/{max}", p.connections),
+                    None => p.connections.to_string(),
+                },
                 p.queued.to_string(),
+                p.rate_per_min
+                    .map(|r| format!("{r}/min"))
+                    .unwrap_or_else(|| "-".to_owned()),
                 throttle,
             ]);
         }

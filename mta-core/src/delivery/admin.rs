@@ -339,6 +339,12 @@ impl AdminBackend for EngineAdmin {
                         used: state.warmup.as_ref().map_or(0, |w| w.taken),
                         connections,
                         queued,
+                        rate_per_min: state
+                            .throttle
+                            .as_ref()
+                            .and_then(|t| t.rate_per_min)
+                            .map(|r| r.round() as u64),
+                        max_connections: state.throttle.as_ref().map(|t| t.concurrency as u32),
                         throttle,
                     });
                 }

@@ -62,9 +62,18 @@ async fn throttling_converges_to_a_hidden_rate_without_being_blocked() {
             )
             .await,
     );
-    // The operator's starting limit is three times what the ISP tolerates.
-    let provider = "[[provider]]\nname = \"gmail-sim\"\nmx_suffixes = [\".gmail.test\"]\nmax_message_rate = \"1800/min\"\nmax_connections = 3\n";
-    world.start(provider, "").await;
+    // The operator's starting limit is three times what the ISP tolerates. Two sources in
+    // the pool, one of them warming up with 40 messages allowed today.
+    let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    let config = format!(
+        "[[provider]]\nname = \"gmail-sim\"\nmx_suffixes = [\".gmail.test\"]\nmax_message_rate = \"1800/min\"\nmax_connections = 3\n\
+         [[source]]\nname = \"warm\"\naddress = \"127.0.0.10\"\nehlo = \"warm.mta.test\"\n\
+         [[source]]\nname = \"new\"\naddress = \"127.0.0.11\"\nehlo = \"new.mta.test\"\nwarmup = \"gentle\"\nwarmup_start = \"{}\"\n\
+         [[pool]]\nname = \"default\"\nsources = [\"warm\", \"new\"]\noverflow = \"spill\"\n\
+         [warmup.gentle]\ndaily = [40, 80]\n",
+        &today[..10]
+    );
+    world.start(&config, "").await;
     let started = Instant::now();
     inject(&world, 800, 4, "gmail.test", "").await;
     // Sample the ISP's counters every second.
@@ -98,6 +107,16 @@ async fn throttling_converges_to_a_hidden_rate_without_being_blocked() {
         last.throttled,
         100.0 * deferred_share,
         last.blocked
+    );
+    let from_new = isp
+        .messages()
+        .iter()
+        .filter(|m| m.client.ip() == IpAddr::from([127, 0, 0, 11]))
+        .count();
+    eprintln!("the warming source sent {from_new} of its 40 allowed today");
+    assert!(
+        from_new <= 40,
+        "the warming source exceeded its allowance: {from_new}"
     );
     assert_eq!(last.blocked, 0, "the ISP blocked us");
     assert!(

@@ -422,6 +422,7 @@ async fn pools_show_sources_and_providers() {
             "USED",
             "CONNECTIONS",
             "QUEUED",
+            "RATE",
             "THROTTLE",
         ],
     );
@@ -432,8 +433,9 @@ async fn pools_show_sources_and_providers() {
             "gmail",
             "2000",
             "1500",
-            "2",
+            "2/2",
             "3",
+            "300/min",
             "slowed",
             "until",
             "2026-03-01T12:30:00Z:",
@@ -443,7 +445,10 @@ async fn pools_show_sources_and_providers() {
             "limited",
         ],
     );
-    has_line(&out, &["ip-1", "other", "-", "10", "0", "0", "open"]);
+    has_line(
+        &out,
+        &["ip-1", "other", "-", "10", "0/10", "0", "-", "open"],
+    );
     h.backend.set_pools(PoolsView::default());
     assert_eq!(
         ctl(&h, &["pools"]).await.unwrap(),

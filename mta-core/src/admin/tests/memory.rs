@@ -191,6 +191,8 @@ impl MemoryBackend {
                                 used: 1500,
                                 connections: 2,
                                 queued: 3,
+                                rate_per_min: Some(300),
+                                max_connections: Some(2),
                                 throttle: Throttle {
                                     state: ThrottleState::Slowed,
                                     until: Some(now() + Duration::from_secs(1800)),
@@ -203,6 +205,8 @@ impl MemoryBackend {
                                 used: 10,
                                 connections: 0,
                                 queued: 0,
+                                rate_per_min: None,
+                                max_connections: Some(10),
                                 throttle: Throttle::open(),
                             },
                         ],

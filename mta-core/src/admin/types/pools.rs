@@ -54,6 +54,12 @@ pub struct ProviderUse {
     pub connections: u32,
     /// Recipients waiting in its ready queue.
     pub queued: u64,
+    /// The message rate the throttle allows now, per minute (`null`: not limited).
+    #[serde(default)]
+    pub rate_per_min: Option<u64>,
+    /// The connections the throttle allows now.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
     /// Whether the provider is slowing us down.
     pub throttle: Throttle,
 }
