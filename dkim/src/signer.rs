@@ -383,13 +383,41 @@ fn sign_one(
     // an empty b=, relaxed, without its final CRLF.
     let mut input = Vec::with_capacity(1024);
     canonical_headers.write(&mut input);
-    signature.write(&mut input, false);
+    let mut own = Vec::with_capacity(512);
+    signature.write(&mut own, false);
+    // mail-auth wraps the bh= value like the b= value; some verifiers (dkimpy among them)
+    // compare bh= without removing the folding white space RFC 6376 allows there, so the
+    // value is kept whole, in the signed form and in the field alike.
+    input.extend_from_slice(&unwrap_tag_value(&own, b"bh=", b" "));
     signature.b = entry.key.sign(&input)?;
 
     let mut field = Vec::with_capacity(640);
     signature.write(&mut field, true);
+    let field = unwrap_tag_value(&field, b"bh=", b"\r\n\t");
     fold_long_lines(&field, out);
     Ok(())
+}
+
+/// Removes every `fold` inside the value of `tag` (up to its `;`), leaving the rest as is.
+fn unwrap_tag_value(field: &[u8], tag: &[u8], fold: &[u8]) -> Vec<u8> {
+    let Some(start) = field.windows(tag.len()).position(|w| w == tag) else {
+        return field.to_vec();
+    };
+    let value_start = start + tag.len();
+    let value_end = field[value_start..]
+        .iter()
+        .position(|&b| b == b';')
+        .map_or(field.len(), |i| value_start + i);
+    let mut out = Vec::with_capacity(field.len());
+    out.extend_from_slice(&field[..value_start]);
+    let mut value = &field[value_start..value_end];
+    while let Some(i) = value.windows(fold.len()).position(|w| w == fold) {
+        out.extend_from_slice(&value[..i]);
+        value = &value[i + fold.len()..];
+    }
+    out.extend_from_slice(value);
+    out.extend_from_slice(&field[value_end..]);
+    out
 }
 
 /// Copies `field` to `out`, folding lines longer than [`MAX_LINE_LEN`] at their last space
@@ -456,6 +484,25 @@ mod tests {
             let mut out = Vec::new();
             fold_long_lines(input.as_bytes(), &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn unwrap_tag_value_joins_only_that_value() {
+        let table: [(&[u8], &[u8]); 4] = [
+            (
+                b"t=1; bh=ab\r\n\tcd\r\n\tef=; b=x\r\n\ty;",
+                b"t=1; bh=abcdef=; b=x\r\n\ty;",
+            ),
+            (b"bh=abc; b=d", b"bh=abc; b=d"),
+            (b"a=1; b=2", b"a=1; b=2"),
+            (b"bh=a\r\n\tb", b"bh=ab"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(
+                unwrap_tag_value(input, b"bh=", b"\r\n\t"),
+                expected.to_vec()
+            );
         }
     }
 

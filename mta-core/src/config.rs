@@ -119,6 +119,13 @@ pub struct Config {
     /// Suppression of recipients that hard-bounced.
     #[serde(default)]
     pub suppression: ipwarm::SuppressionConfig,
+    /// DKIM signing keys and policy.
+    #[serde(default, rename = "dkim")]
+    pub dkim: Vec<dkim::DkimConfig>,
+    /// The directory relative paths (DKIM keys) are taken from: the configuration file's
+    /// directory, or the working directory for the embedded default.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// `[delivery]`: retries, expiry, and the limits for sites no provider rule matches.
@@ -410,8 +417,13 @@ impl ListenerConfig {
 }
 
 impl Config {
-    /// Parses and validates a configuration from TOML text.
+    /// Parses and validates a configuration from TOML text (relative paths from the working
+    /// directory).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_in(text, PathBuf::from("."))
+    }
+
+    fn parse_toml(text: &str) -> Result<Config, ConfigError> {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|source| ConfigError::Parse {
                 path: ".".to_owned(),
@@ -422,17 +434,34 @@ impl Config {
                 path: e.path().to_string(),
                 source: e.into_inner(),
             })?;
-        config.validate()?;
         Ok(config)
     }
 
-    /// Reads, parses and validates a configuration file.
+    /// Reads, parses and validates a configuration file; relative DKIM key paths are taken
+    /// from the file's directory.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text)
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Config::from_toml_in(&text, base_dir)
+    }
+
+    /// Parses and validates TOML text whose relative paths are relative to `base_dir`.
+    pub fn from_toml_in(text: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_toml(text)?;
+        config.base_dir = base_dir;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The DKIM signer this configuration describes (keys loaded and parsed).
+    pub fn signer(&self) -> Result<dkim::Signer, dkim::DkimError> {
+        dkim::Signer::from_config(&self.dkim, &self.base_dir)
     }
 
     /// The embedded default configuration.
@@ -582,6 +611,12 @@ impl Config {
             let key = error.key().unwrap_or("ipwarm").to_owned();
             return Err(ConfigError::Invalid {
                 key,
+                reason: error.to_string(),
+            });
+        }
+        if let Err(error) = self.signer() {
+            return Err(ConfigError::Invalid {
+                key: "dkim".to_owned(),
                 reason: error.to_string(),
             });
         }

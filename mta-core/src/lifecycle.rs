@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::admin::{Actor, AdminBackend, AdminServer, Client, PrometheusHandle};
 use crate::config::Config;
 use crate::delivery::{DeliveryEngine, EngineAdmin};
-use crate::server::Server;
+use crate::server::{Server, SignerHandle};
 
 /// Runs the MTA until a termination signal; SIGHUP reloads the configuration from
 /// `config_path`.
@@ -73,9 +73,16 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         .map(|m| (m.id, m.envelope))
         .collect();
     engine.start(pending);
-    let server = Server::bind(config.clone(), spool.clone(), Arc::new(engine.clone())).await?;
+    let signer = SignerHandle::new(config.signer().context("loading DKIM keys")?);
+    let server = Server::bind(
+        config.clone(),
+        spool.clone(),
+        Arc::new(engine.clone()),
+        signer.clone(),
+    )
+    .await?;
     let addrs = server.local_addrs();
-    let admin = Arc::new(EngineAdmin::new(engine.clone(), config_path));
+    let admin = Arc::new(EngineAdmin::new(engine.clone(), config_path, signer));
     if let Some(dir) = config
         .admin
         .socket

@@ -35,10 +35,38 @@ enum Cmd {
     },
     /// Talk to a running MTA through its admin socket.
     Ctl(Box<mta_core::ctl::CtlArgs>),
+    /// DKIM keys: make one, or print the DNS records of the configured ones.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Print the embedded default configuration.
     DefaultConfig,
     /// Read a password on standard input and print its hash for a `[[user]]` `password_hash`.
     HashPassword,
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Generate a key, write it as PEM, and print the DNS TXT record to publish.
+    Keygen {
+        /// The signing domain (`example.com`).
+        #[arg(long)]
+        domain: String,
+        /// The selector (`s2026`).
+        #[arg(long)]
+        selector: String,
+        /// rsa-2048, rsa-3072, rsa-4096 or ed25519.
+        #[arg(long, default_value = "rsa-2048")]
+        algorithm: dkim::KeyAlgorithm,
+        /// Where to write the key (default `DOMAIN.SELECTOR.pem`); never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the DNS TXT record of every key in the configuration.
+    Dns {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +106,34 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 None => Config::embedded_default(),
             };
             mta_core::ctl::run(*args, &config.admin.socket)
+        }
+        Cmd::Dkim(DkimCmd::Keygen {
+            domain,
+            selector,
+            algorithm,
+            out,
+        }) => {
+            let key = dkim::generate_key(algorithm).context("generating the key")?;
+            let path = out.unwrap_or_else(|| PathBuf::from(format!("{domain}.{selector}.pem")));
+            key.write_pem(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "mta: key written to {} (mode 0600); publish this record:",
+                path.display()
+            );
+            println!("{}", key.dns_record(&domain, &selector));
+            Ok(())
+        }
+        Cmd::Dkim(DkimCmd::Dns { config }) => {
+            let config = match &config {
+                Some(path) => Config::from_file(path)?,
+                None => Config::embedded_default(),
+            };
+            let signer = config.signer().context("loading DKIM keys")?;
+            for record in signer.dns_records() {
+                println!("{record}");
+            }
+            Ok(())
         }
         Cmd::DefaultConfig => {
             print!("{}", mta_core::config::DEFAULT_CONFIG);

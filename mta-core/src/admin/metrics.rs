@@ -151,6 +151,27 @@ pub const METRICS: &[MetricInfo] = &[
         &[],
         "Delivery status notifications (bounces) queued.",
     ),
+    counter(
+        "dkim_signatures_total",
+        &["algorithm", "role"],
+        "DKIM signatures made at reception.",
+    ),
+    histogram(
+        "dkim_sign_seconds",
+        &["mode"],
+        "Time to DKIM-sign one message (all its signatures).",
+        SECONDS,
+    ),
+    counter(
+        "dkim_failures_total",
+        &["reason"],
+        "Messages that could not be DKIM-signed.",
+    ),
+    counter(
+        "dkim_unsigned_total",
+        &[],
+        "Accepted messages no DKIM key applied to.",
+    ),
     gauge(
         "delivery_pools",
         "Delivery pools in memory (idle ones are dropped every minute).",

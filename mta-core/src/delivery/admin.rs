@@ -27,6 +27,7 @@ use crate::admin::{Actor, AdminBackend, BackendError, BoxFuture};
 use crate::client::SmtpReply;
 use crate::config::Config;
 use crate::delivery_log::{Record, RecordType};
+use crate::server::SignerHandle;
 
 /// The admin backend of a running MTA.
 pub struct EngineAdmin {
@@ -34,15 +35,23 @@ pub struct EngineAdmin {
     /// The configuration file the daemon runs with (reload re-reads it); `None`: the
     /// embedded default.
     config_path: Option<PathBuf>,
+    /// The server's DKIM signer, replaced on reload.
+    signer: SignerHandle,
     started_at: SystemTime,
 }
 
 impl EngineAdmin {
     /// The backend for `engine`; `config_path` is what `reload` re-reads.
-    pub fn new(engine: DeliveryEngine, config_path: Option<PathBuf>) -> EngineAdmin {
+    /// `signer` is the server's DKIM signer, which reload replaces.
+    pub fn new(
+        engine: DeliveryEngine,
+        config_path: Option<PathBuf>,
+        signer: SignerHandle,
+    ) -> EngineAdmin {
         EngineAdmin {
             engine,
             config_path,
+            signer,
             started_at: SystemTime::now(),
         }
     }
@@ -456,10 +465,22 @@ impl AdminBackend for EngineAdmin {
                 })?,
                 None => Config::embedded_default(),
             };
-            let report = self
+            let mut report = self
                 .engine
                 .reload(&new)
                 .map_err(|e| BackendError::Rejected { reason: e })?;
+            let old = &self.engine.inner.config;
+            if format!("{:?}", old.dkim) != format!("{:?}", new.dkim) {
+                let signer = self
+                    .signer
+                    .current()
+                    .reload(&new.dkim, &new.base_dir)
+                    .map_err(|e| BackendError::Rejected {
+                        reason: e.to_string(),
+                    })?;
+                self.signer.replace(signer);
+                report.applied.push("dkim".to_owned());
+            }
             self.log_action(
                 &actor,
                 format!(

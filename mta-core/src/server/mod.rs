@@ -12,6 +12,7 @@ mod message;
 mod relay;
 mod reply;
 mod session;
+mod signing;
 mod tls;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use auth::hash_password;
+pub use signing::SignerHandle;
 pub use tls::TlsSetupError;
 
 use crate::config::{Config, ListenerConfig};
@@ -65,6 +67,8 @@ pub(crate) struct Shared<S> {
     pub(crate) spool: Arc<S>,
     /// Where durable messages go next (the delivery engine).
     pub(crate) submit: Arc<dyn Submit>,
+    /// DKIM signing at reception.
+    pub(crate) signer: SignerHandle,
     pub(crate) relay: RelayPolicy,
     pub(crate) users: Users,
     pub(crate) limits: Arc<ConnectionLimits>,
@@ -83,12 +87,13 @@ pub struct Server<S: Spool> {
 }
 
 impl<S: Spool> Server<S> {
-    /// Opens every configured listener and prepares TLS. Every message made durable is
-    /// handed to `submit`.
+    /// Opens every configured listener and prepares TLS. Every message is signed by `signer`
+    /// at reception and, once durable, handed to `submit`.
     pub async fn bind(
         config: Arc<Config>,
         spool: Arc<S>,
         submit: Arc<dyn Submit>,
+        signer: SignerHandle,
     ) -> Result<Self, ServerError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
@@ -115,6 +120,7 @@ impl<S: Spool> Server<S> {
             limits: ConnectionLimits::new(config.server.max_connections),
             spool,
             submit,
+            signer,
             config,
         });
         Ok(Server { shared, listeners })

@@ -278,6 +278,25 @@ impl Reply {
         )
     }
 
+    /// A message DKIM cannot sign as its From header stands (two From fields, From
+    /// domains that differ).
+    pub(crate) fn unsignable(why: &str) -> Reply {
+        Reply::owned(
+            550,
+            (5, 6, 0),
+            format!("Message cannot be DKIM-signed: {why}"),
+        )
+    }
+
+    /// Signing failed for a reason of ours.
+    pub(crate) fn signing_failure() -> Reply {
+        Reply::new(
+            451,
+            (4, 3, 0),
+            "Temporary failure signing the message, try again later",
+        )
+    }
+
     /// An X-MTA control header we cannot use.
     pub(crate) fn bad_control_header(name: &str) -> Reply {
         Reply::owned(550, (5, 6, 0), format!("Invalid {name} header"))

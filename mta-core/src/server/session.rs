@@ -34,6 +34,7 @@ use super::auth;
 use super::envelope::{EnvelopeInput, build_envelope};
 use super::message::{ReceivedInfo, take_control_headers, write_received};
 use super::reply::Reply;
+use super::signing::{self, SignError};
 use super::{ListenerContext, Shared};
 
 /// How much to ask the socket for at a time.
@@ -562,6 +563,15 @@ impl<S: Spool> Session<S> {
                     .increment(1);
                 return Reply::bad_control_header(bad.0);
             }
+        };
+        let body = match signing::sign(&self.shared.signer, body, tags.tenant.as_deref()).await {
+            Ok(body) => body,
+            Err(SignError::Message(error)) => {
+                metrics::counter!("smtp_messages_refused_total", "reason" => "dkim").increment(1);
+                info!(peer = %self.peer.ip(), %error, "message refused: cannot be signed");
+                return Reply::unsignable(&error.to_string());
+            }
+            Err(SignError::Internal) => return Reply::signing_failure(),
         };
         let recipients = tx.rcpts.len();
         let envelope = build_envelope(EnvelopeInput {

@@ -60,7 +60,8 @@ impl TestServer {
             .await
             .expect("spool");
         let submitted = Arc::new(Submitted::default());
-        let server = Server::bind(config, spool.clone(), submitted.clone())
+        let signer = mta_core::server::SignerHandle::new(config.signer().expect("DKIM keys"));
+        let server = Server::bind(config, spool.clone(), submitted.clone(), signer)
             .await
             .expect("bind");
         let addrs = server.local_addrs();

@@ -9,6 +9,7 @@ mod admin;
 mod clients;
 mod crash;
 mod delivery;
+mod dkim;
 mod ipwarm;
 mod limits;
 mod protocol;

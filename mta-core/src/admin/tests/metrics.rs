@@ -22,6 +22,9 @@ fn label_value(label: &str) -> &'static str {
         "op" => "store",
         "endpoint" => "/v1/queue",
         "status" => "200",
+        "algorithm" => "rsa-sha256",
+        "role" => "author",
+        "mode" => "blocking",
         other => panic!("no example value for label {other}"),
     }
 }
