@@ -57,6 +57,13 @@ impl MessageId {
         Self((u128::from(high) << 64) | u128::from(process_tag()))
     }
 
+    /// Makes every id this process generates from now on sort after `id` (an id found in
+    /// the spool, say), whatever the wall clock says: after a clock step back across a
+    /// restart, new messages still sort after the old ones.
+    pub fn advance_past(id: MessageId) {
+        advance(&LAST, (id.0 >> 64) as u64);
+    }
+
     /// Builds an id from its three fields (for tests and tools; the spool uses
     /// [`generate`](Self::generate)).
     pub const fn from_parts(unix_ms: u64, sequence: u16, tag: u64) -> Self {
@@ -105,6 +112,12 @@ fn next_high(state: &AtomicU64, now_ms: u64) -> u64 {
     }
 }
 
+/// Moves `state` (see [`next_high`]) to at least `high`, so the next id sorts after one
+/// whose high 64 bits are `high`.
+fn advance(state: &AtomicU64, high: u64) {
+    state.fetch_max(high, Ordering::Relaxed);
+}
+
 /// The process tag: 64 bits from the standard library's randomly keyed hasher (seeded from
 /// the operating system's random source), mixed with the pid and the time of first use.
 fn process_tag() -> u64 {
@@ -151,6 +164,20 @@ impl FromStr for MessageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advancing_puts_the_next_id_after_a_future_one() {
+        // A local state, so the process-wide generator (used by other tests) is untouched.
+        let state = AtomicU64::new(0);
+        let now_ms = 1_700_000_000_000;
+        let future_high = ((now_ms + 3_600_000) << SEQ_BITS) | 7;
+        advance(&state, future_high);
+        let next = next_high(&state, now_ms);
+        assert_eq!(next, future_high + 1);
+        // Advancing to an older value changes nothing.
+        advance(&state, 1);
+        assert_eq!(next_high(&state, now_ms), future_high + 2);
+    }
 
     #[test]
     fn text_form_table() {

@@ -29,8 +29,8 @@ use crate::envelope::Envelope;
 use crate::error::{SpoolError, into_io};
 use crate::id::MessageId;
 use crate::layout::{
-    LAYOUT_KEY, LAYOUT_VERSION, MESSAGES_TREE, QUARANTINE_TREE, REASONS_TREE, body_key,
-    envelope_key, parse_key,
+    BODY, ENVELOPE, LAYOUT_KEY, LAYOUT_VERSION, MESSAGES_TREE, QUARANTINE_TREE, REASONS_TREE,
+    body_key, envelope_key, parse_key,
 };
 use crate::spool::{
     Body, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry, RecoveredMessage,
@@ -68,6 +68,9 @@ pub struct SledSpool {
     closed: AtomicBool,
     committer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
+    /// An id drawn at open, after every id found in the spool: messages stored before the
+    /// open sort before it, messages stored by this process after it.
+    opened_at: MessageId,
 }
 
 impl SledSpool {
@@ -81,8 +84,22 @@ impl SledSpool {
         path: impl AsRef<Path>,
         config: SpoolConfig,
     ) -> Result<(SledSpool, Recovery), SpoolError> {
+        Self::open_inner(path.as_ref(), config, true)
+    }
+
+    /// Opens (or creates) the spool and starts the committer thread without scanning its
+    /// content: the MTA can accept mail at once and load the queue with
+    /// [`recover_envelopes`](Self::recover_envelopes) meanwhile.
+    pub fn open_lazy(path: impl AsRef<Path>, config: SpoolConfig) -> Result<SledSpool, SpoolError> {
+        Self::open_inner(path.as_ref(), config, false).map(|(spool, _)| spool)
+    }
+
+    fn open_inner(
+        path: &Path,
+        config: SpoolConfig,
+        scan: bool,
+    ) -> Result<(SledSpool, Recovery), SpoolError> {
         config.validate()?;
-        let path = path.as_ref();
         let open_error = |source: std::io::Error| SpoolError::Open {
             path: path.to_owned(),
             source,
@@ -114,8 +131,28 @@ impl SledSpool {
         let quarantine = db.open_tree(QUARANTINE_TREE).map_err(sled_error)?;
         let reasons = db.open_tree(REASONS_TREE).map_err(sled_error)?;
 
+        // New ids must sort after every stored one (even after a clock step back), so that
+        // `opened_at` splits old messages from new ones.
+        for prefix in [ENVELOPE, BODY] {
+            if let Some((key, _)) = messages
+                .scan_prefix([prefix])
+                .next_back()
+                .transpose()
+                .map_err(sled_error)?
+            {
+                if let (_, Some(id)) = parse_key(&key) {
+                    MessageId::advance_past(id);
+                }
+            }
+        }
+        let opened_at = MessageId::generate();
+
         let started = Instant::now();
-        let recovery = recover(&messages, &quarantine, &reasons).map_err(sled_error)?;
+        let recovery = if scan {
+            recover(&messages, &quarantine, &reasons).map_err(sled_error)?
+        } else {
+            Recovery::default()
+        };
         db.flush().map_err(sled_error)?;
 
         let mut file_sync = None;
@@ -130,10 +167,12 @@ impl SledSpool {
                 .map_err(open_error)?;
             file_sync = Some(sync);
         }
-        gauge!("spool_recovery_seconds").set(started.elapsed().as_secs_f64());
-        gauge!("spool_recovered_pending").set(recovery.pending.len() as f64);
-        gauge!("spool_recovered_finished").set(recovery.finished.len() as f64);
-        counter!("spool_quarantined_total").increment(recovery.quarantined.len() as u64);
+        if scan {
+            gauge!("spool_recovery_seconds").set(started.elapsed().as_secs_f64());
+            gauge!("spool_recovered_pending").set(recovery.pending.len() as f64);
+            gauge!("spool_recovered_finished").set(recovery.finished.len() as f64);
+            counter!("spool_quarantined_total").increment(recovery.quarantined.len() as u64);
+        }
 
         let (tx, rx) = unbounded();
         let stats = Arc::new(Stats::default());
@@ -160,8 +199,98 @@ impl SledSpool {
             closed: AtomicBool::new(false),
             committer: Mutex::new(Some(handle)),
             stats,
+            opened_at,
         };
         Ok((spool, recovery))
+    }
+
+    /// Streams the envelopes of the messages stored before this spool was opened (in
+    /// arrival order), for a spool opened with [`open_lazy`](Self::open_lazy): `f` gets
+    /// batches of at most `batch` messages, as a [`Recovery`] (pending, finished, and what
+    /// was quarantined). Only envelopes are read (bodies stay on disk): an envelope that
+    /// does not decode is quarantined with its body. Bodies and envelopes are written and
+    /// removed together in one atomic batch, so the pairing checks of [`open`](Self::open)
+    /// (orphan body, missing body) are left to it. Messages stored since the open sort
+    /// after [`opened_at`](Self::opened_at) and are not visited, so a server may accept
+    /// mail while this runs without seeing a message twice.
+    pub fn recover_envelopes(
+        &self,
+        batch: usize,
+        mut f: impl FnMut(Recovery),
+    ) -> Result<(), SpoolError> {
+        let storage = |e: sled::Error| SpoolError::Storage(into_io(e));
+        let start = envelope_key(MessageId::from_u128(0));
+        let end = envelope_key(self.opened_at);
+        let started = Instant::now();
+        let mut current = Recovery::default();
+        let (mut pending, mut finished, mut quarantined) = (0u64, 0u64, 0u64);
+        for entry in self.messages.range(start..end) {
+            let (key, bytes) = entry.map_err(storage)?;
+            let (_, Some(id)) = parse_key(&key) else {
+                continue;
+            };
+            match Envelope::decode(&bytes) {
+                Ok(envelope) => {
+                    let message = RecoveredMessage { id, envelope };
+                    if message.envelope.is_finished() {
+                        finished += 1;
+                        current.finished.push(message);
+                    } else {
+                        pending += 1;
+                        current.pending.push(message);
+                    }
+                }
+                Err(error) => {
+                    quarantined += 1;
+                    let reason = QuarantineReason::Undecodable(error);
+                    self.quarantine_message(id, &reason).map_err(storage)?;
+                    current.quarantined.push(QuarantineReport {
+                        id: Some(id),
+                        kind: EntryKind::Envelope,
+                        reason,
+                    });
+                }
+            }
+            if current.pending.len() + current.finished.len() >= batch.max(1) {
+                f(std::mem::take(&mut current));
+            }
+        }
+        if !current.pending.is_empty()
+            || !current.finished.is_empty()
+            || !current.quarantined.is_empty()
+        {
+            f(current);
+        }
+        gauge!("spool_recovery_seconds").set(started.elapsed().as_secs_f64());
+        gauge!("spool_recovered_pending").set(pending as f64);
+        gauge!("spool_recovered_finished").set(finished as f64);
+        counter!("spool_quarantined_total").increment(quarantined);
+        Ok(())
+    }
+
+    /// Moves one message (envelope and body) to quarantine: copy first, then remove, so a
+    /// crash in between leaves a copy in both places and the next run moves it again.
+    fn quarantine_message(&self, id: MessageId, reason: &QuarantineReason) -> sled::Result<()> {
+        let mut copies = sled::Batch::default();
+        let mut why = sled::Batch::default();
+        let mut removals = sled::Batch::default();
+        for key in [envelope_key(id), body_key(id)] {
+            if let Some(bytes) = self.messages.get(key)? {
+                copies.insert(&key[..], bytes);
+            }
+            why.insert(&key[..], reason.to_string().into_bytes());
+            removals.remove(&key[..]);
+        }
+        self.quarantine.apply_batch(copies)?;
+        self.reasons.apply_batch(why)?;
+        self.quarantine.flush()?;
+        self.messages.apply_batch(removals)
+    }
+
+    /// The id drawn when this spool was opened: every message stored before sorts before
+    /// it, every message this process stores after.
+    pub fn opened_at(&self) -> MessageId {
+        self.opened_at
     }
 
     /// Counters of the committer since open (commits, writes, largest batch, failures).

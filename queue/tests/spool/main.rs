@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod disk;
 mod durability;
+mod lazy;
 mod metrics;
 mod quarantine;
 mod round_trip;
