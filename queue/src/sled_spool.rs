@@ -134,15 +134,11 @@ impl SledSpool {
         // New ids must sort after every stored one (even after a clock step back), so that
         // `opened_at` splits old messages from new ones.
         for prefix in [ENVELOPE, BODY] {
-            if let Some((key, _)) = messages
-                .scan_prefix([prefix])
-                .next_back()
-                .transpose()
-                .map_err(sled_error)?
+            let newest = messages.scan_prefix([prefix]).next_back();
+            if let Some((key, _)) = newest.transpose().map_err(sled_error)?
+                && let (_, Some(id)) = parse_key(&key)
             {
-                if let (_, Some(id)) = parse_key(&key) {
-                    MessageId::advance_past(id);
-                }
+                MessageId::advance_past(id);
             }
         }
         let opened_at = MessageId::generate();
