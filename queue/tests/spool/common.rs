@@ -96,7 +96,41 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub(crate) fn open(dir: &Path) -> (SledSpool, queue::Recovery) {
-    SledSpool::open(dir, SpoolConfig::default()).unwrap()
+    while_locked(|| SledSpool::open(dir, SpoolConfig::default()))
+}
+
+/// Runs an open until it stops failing on the database lock, for at most 10 s. Reopening
+/// in the same process races with sled's I/O threads, which hold the lock for a moment
+/// after the last handle is dropped.
+pub(crate) fn while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Ok(value) => return value,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+}
+
+/// The raw sled database of a closed spool, to damage it behind the spool's back.
+pub(crate) fn open_raw(dir: &Path) -> sled::Db {
+    while_locked(|| {
+        sled::Config::new()
+            .path(dir)
+            .segment_size(SpoolConfig::default().segment_size)
+            .open()
+    })
+}
+
+/// A spool opened with [`SledSpool::open_lazy`].
+pub(crate) fn open_lazy(dir: &Path) -> SledSpool {
+    while_locked(|| SledSpool::open_lazy(dir, SpoolConfig::default()))
 }
 
 /// Apparent size of every file under `dir`.

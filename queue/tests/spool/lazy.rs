@@ -1,9 +1,9 @@
 //! A lazily opened spool accepts new messages at once while its old content is streamed
 //! out in batches; old and new never mix, and damaged envelopes are quarantined.
 
-use queue::{EntryKind, MessageId, SledSpool, Spool, SpoolConfig};
+use queue::{EntryKind, MessageId, Spool};
 
-use crate::common::{TempDir, body_for, envelope_for, open, runtime};
+use crate::common::{TempDir, body_for, envelope_for, open, open_lazy, open_raw, runtime};
 
 #[test]
 fn old_messages_stream_in_batches_while_new_ones_are_stored() {
@@ -25,7 +25,7 @@ fn old_messages_stream_in_batches_while_new_ones_are_stored() {
         rt.block_on(spool.close()).unwrap();
     }
 
-    let spool = SledSpool::open_lazy(dir.spool(), SpoolConfig::default()).unwrap();
+    let spool = open_lazy(&dir.spool());
     assert!(old.iter().all(|&id| id < spool.opened_at()));
     // New mail arrives before (and while) the old is read.
     let new: Vec<MessageId> = (0..5).map(|_| MessageId::generate()).collect();
@@ -80,17 +80,13 @@ fn undecodable_envelopes_are_quarantined_with_their_body() {
         rt.block_on(spool.close()).unwrap();
     }
     {
-        let db = sled::Config::new()
-            .path(dir.spool())
-            .segment_size(SpoolConfig::default().segment_size)
-            .open()
-            .unwrap();
+        let db = open_raw(&dir.spool());
         let messages = db.open_tree("messages").unwrap();
         let key = [&[b'E'][..], &ids[1].to_bytes()].concat();
         messages.insert(key, &b"\x01\x80\x00 garbage"[..]).unwrap();
         db.flush().unwrap();
     }
-    let spool = SledSpool::open_lazy(dir.spool(), SpoolConfig::default()).unwrap();
+    let spool = open_lazy(&dir.spool());
     let mut batches = Vec::new();
     spool.recover_envelopes(100, |b| batches.push(b)).unwrap();
     assert_eq!(batches.len(), 1);
@@ -133,7 +129,7 @@ fn ids_drawn_after_open_sort_after_stored_ones_from_the_future() {
             .unwrap();
         rt.block_on(spool.close()).unwrap();
     }
-    let spool = SledSpool::open_lazy(dir.spool(), SpoolConfig::default()).unwrap();
+    let spool = open_lazy(&dir.spool());
     assert!(spool.opened_at() > future);
     assert!(MessageId::generate() > future);
     let mut pending = Vec::new();

@@ -1,8 +1,8 @@
 //! Damaged entries are moved to quarantine on open, reported, and never crash the open.
 
-use queue::{DecodeError, EntryKind, MessageId, QuarantineReason, Spool, SpoolConfig};
+use queue::{DecodeError, EntryKind, MessageId, QuarantineReason, Spool};
 
-use crate::common::{TempDir, body_for, envelope_for, open, runtime};
+use crate::common::{TempDir, body_for, envelope_for, open, open_raw, runtime};
 
 fn key(prefix: u8, id: MessageId) -> Vec<u8> {
     [&[prefix][..], &id.to_bytes()].concat()
@@ -25,11 +25,7 @@ fn damaged_entries_are_quarantined_and_reported() {
     // Damage the spool behind its back, through the storage engine.
     let garbage = b"\x01\x80\x00 not an envelope".to_vec();
     {
-        let db = sled::Config::new()
-            .path(dir.spool())
-            .segment_size(SpoolConfig::default().segment_size)
-            .open()
-            .unwrap();
+        let db = open_raw(&dir.spool());
         let messages = db.open_tree("messages").unwrap();
         messages
             .insert(key(b'E', garbled), garbage.clone())

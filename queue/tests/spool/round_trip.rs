@@ -2,7 +2,7 @@
 
 use queue::{MessageId, RecipientState, SledSpool, Spool, SpoolConfig, SpoolError};
 
-use crate::common::{TempDir, body_for, envelope_for, open, runtime};
+use crate::common::{TempDir, body_for, envelope_for, open, open_raw, runtime, while_locked};
 
 #[test]
 fn store_read_update_remove() {
@@ -175,20 +175,28 @@ fn open_errors_table() {
         segment_size: 1 << 20,
         ..SpoolConfig::default()
     };
-    let result = SledSpool::open(dir.spool(), other_segment);
+    let result = while_locked(
+        || match SledSpool::open(dir.spool(), other_segment.clone()) {
+            Err(SpoolError::Open { source, .. }) if source.to_string().contains("lock") => {
+                Err(source)
+            }
+            other => Ok(other),
+        },
+    );
     assert!(matches!(result, Err(SpoolError::Open { .. })), "{result:?}");
 
     // A layout written by a future version.
     {
-        let db = sled::Config::new()
-            .path(dir.spool())
-            .segment_size(SpoolConfig::default().segment_size)
-            .open()
-            .unwrap();
+        let db = open_raw(&dir.spool());
         db.insert("spool.layout", &[9u8][..]).unwrap();
         db.flush().unwrap();
     }
-    let result = SledSpool::open(dir.spool(), SpoolConfig::default());
+    let result = while_locked(
+        || match SledSpool::open(dir.spool(), SpoolConfig::default()) {
+            Err(SpoolError::Open { source, .. }) => Err(source),
+            other => Ok(other),
+        },
+    );
     assert!(
         matches!(
             result,
