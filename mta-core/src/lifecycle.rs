@@ -3,15 +3,17 @@
 //! spool so every acknowledged write is on disk before the process exits.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use metrics::gauge;
 use queue::{SledSpool, Spool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::{Actor, AdminBackend, AdminServer, Client, PrometheusHandle};
 use crate::config::Config;
@@ -58,21 +60,21 @@ pub struct Running {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     serving: tokio::task::JoinHandle<()>,
+    recovering: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Opens the spool, starts delivery of what it holds, and starts the listeners and the
 /// admin API. `config_path` is the file reloads re-read (`None`: the embedded default).
 pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Running> {
     let config = Arc::new(config);
-    let (spool, recovery) = open_spool(&config).await?;
+    let spool = open_spool(&config).await?;
     let engine = DeliveryEngine::new(config.clone(), spool.clone())?;
-    finish_recovered(&spool, recovery.finished).await;
-    let pending = recovery
-        .pending
-        .into_iter()
-        .map(|m| (m.id, m.envelope))
-        .collect();
-    engine.start(pending);
+    engine.start();
+    let shutdown = CancellationToken::new();
+    let recovering = tokio::task::spawn_blocking({
+        let (spool, engine, shutdown) = (spool.clone(), engine.clone(), shutdown.clone());
+        move || recover_queue(&spool, &engine, &shutdown)
+    });
     let signer = SignerHandle::new(config.signer().context("loading DKIM keys")?);
     let server = Server::bind(
         config.clone(),
@@ -104,7 +106,6 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
             }
         })
     };
-    let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let serving = tokio::spawn(server.serve(shutdown.clone(), tracker.clone()));
     Ok(Running {
@@ -119,14 +120,24 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
         shutdown,
         tracker,
         serving,
+        recovering: tokio::sync::Mutex::new(Some(recovering)),
     })
 }
 
 impl Running {
+    /// Waits until every message that was in the spool at start is back in the delivery
+    /// queue (the server accepts new mail meanwhile).
+    pub async fn recovered(&self) {
+        if let Some(task) = self.recovering.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+
     /// Stops accepting, lets sessions finish (bounded by `server.shutdown_grace`), stops
     /// delivery, and closes the spool.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
+        self.recovered().await;
         let _ = self.serving.await;
         self.tracker.close();
         let grace = self.config.server.shutdown_grace;
@@ -147,18 +158,78 @@ impl Running {
     }
 }
 
-/// Removes messages whose recipients were all final when the process stopped (their DSNs,
-/// if any, were queued before the original was updated).
-async fn finish_recovered(spool: &SledSpool, finished: Vec<queue::RecoveredMessage>) {
-    for message in finished {
-        if let Err(error) = spool.remove(message.id).await {
-            warn!(id = %message.id, %error, "could not remove a finished message");
+/// Messages per recovery batch: the delivery queue's locks are held for one batch at a time.
+const RECOVERY_BATCH: usize = 10_000;
+
+/// Streams the messages stored before this start into the delivery queue, while the server
+/// already accepts new mail; removes those whose recipients were all final when the process
+/// stopped (their DSNs, if any, were queued before the original was updated). Stops early
+/// when `shutdown` fires (what is not loaded stays in the spool for the next start).
+fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &CancellationToken) {
+    let started = std::time::Instant::now();
+    gauge!("spool_recovering").set(1.0);
+    let (mut pending, mut finished, mut quarantined, mut jobs) = (0usize, 0usize, 0usize, 0u64);
+    let result = spool.recover_envelopes(RECOVERY_BATCH, |batch| {
+        for report in &batch.quarantined {
+            warn!(
+                id = report.id.map(|id| id.to_string()).unwrap_or_default(),
+                kind = ?report.kind,
+                reason = %report.reason,
+                "spool entry quarantined"
+            );
         }
+        quarantined += batch.quarantined.len();
+        pending += batch.pending.len();
+        finished += batch.finished.len();
+        let messages: Vec<_> = batch
+            .pending
+            .into_iter()
+            .map(|m| (m.id, m.envelope))
+            .collect();
+        jobs += engine.load(&messages);
+        // Removals are queued at once and group-committed; the futures only report.
+        let removals: Vec<_> = batch
+            .finished
+            .iter()
+            .map(|m| (m.id, spool.remove(m.id)))
+            .collect();
+        for (id, removal) in removals {
+            if let Err(error) = block_on_spool(removal) {
+                warn!(%id, %error, "could not remove a finished message");
+            }
+        }
+        if shutdown.is_cancelled() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    gauge!("spool_recovering").set(0.0);
+    match result {
+        Ok(()) => info!(
+            pending,
+            finished,
+            quarantined,
+            jobs,
+            seconds = started.elapsed().as_secs_f64(),
+            "spool recovered: delivery queue loaded"
+        ),
+        Err(error) => error!(
+            %error,
+            pending,
+            "spool recovery failed; messages not yet loaded stay in the spool until the next start"
+        ),
     }
 }
 
-/// Opens (or creates) the spool and reports what recovery found.
-pub async fn open_spool(config: &Config) -> anyhow::Result<(Arc<SledSpool>, queue::Recovery)> {
+/// Runs a spool future to completion on this (blocking) thread.
+fn block_on_spool<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(future)
+}
+
+/// Opens (or creates) the spool without reading its content: [`recover_queue`] does that
+/// while the server runs.
+pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
     let path = config.spool.path.clone();
     std::fs::create_dir_all(&path)
         .with_context(|| format!("creating spool directory {}", path.display()))?;
@@ -169,27 +240,12 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<(Arc<SledSpool>, queu
         ..Default::default()
     };
     let open_path = path.clone();
-    let (spool, recovery) =
-        tokio::task::spawn_blocking(move || SledSpool::open(open_path, spool_config))
-            .await
-            .context("spool open task")?
-            .with_context(|| format!("opening spool {}", path.display()))?;
-    for report in &recovery.quarantined {
-        warn!(
-            id = report.id.map(|id| id.to_string()).unwrap_or_default(),
-            kind = ?report.kind,
-            reason = %report.reason,
-            "spool entry quarantined"
-        );
-    }
-    info!(
-        path = %path.display(),
-        pending = recovery.pending.len(),
-        finished = recovery.finished.len(),
-        quarantined = recovery.quarantined.len(),
-        "spool open"
-    );
-    Ok((Arc::new(spool), recovery))
+    let spool = tokio::task::spawn_blocking(move || SledSpool::open_lazy(open_path, spool_config))
+        .await
+        .context("spool open task")?
+        .with_context(|| format!("opening spool {}", path.display()))?;
+    info!(path = %path.display(), "spool open");
+    Ok(Arc::new(spool))
 }
 
 /// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the configuration.

@@ -14,6 +14,7 @@
 //! Invariant: between `open` and `close`, only the committer thread writes to `messages`.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,7 +204,7 @@ impl SledSpool {
     /// Streams the envelopes of the messages stored before this spool was opened (in
     /// arrival order), for a spool opened with [`open_lazy`](Self::open_lazy): `f` gets
     /// batches of at most `batch` messages, as a [`Recovery`] (pending, finished, and what
-    /// was quarantined). Only envelopes are read (bodies stay on disk): an envelope that
+    /// was quarantined); it stops early when `f` returns [`ControlFlow::Break`]. Only envelopes are read (bodies stay on disk): an envelope that
     /// does not decode is quarantined with its body. Bodies and envelopes are written and
     /// removed together in one atomic batch, so the pairing checks of [`open`](Self::open)
     /// (orphan body, missing body) are left to it. Messages stored since the open sort
@@ -212,7 +213,7 @@ impl SledSpool {
     pub fn recover_envelopes(
         &self,
         batch: usize,
-        mut f: impl FnMut(Recovery),
+        mut f: impl FnMut(Recovery) -> ControlFlow<()>,
     ) -> Result<(), SpoolError> {
         let storage = |e: sled::Error| SpoolError::Storage(into_io(e));
         let start = envelope_key(MessageId::from_u128(0));
@@ -247,15 +248,17 @@ impl SledSpool {
                     });
                 }
             }
-            if current.pending.len() + current.finished.len() >= batch.max(1) {
-                f(std::mem::take(&mut current));
+            if current.pending.len() + current.finished.len() >= batch.max(1)
+                && f(std::mem::take(&mut current)).is_break()
+            {
+                return Ok(());
             }
         }
         if !current.pending.is_empty()
             || !current.finished.is_empty()
             || !current.quarantined.is_empty()
         {
-            f(current);
+            let _ = f(current);
         }
         gauge!("spool_recovery_seconds").set(started.elapsed().as_secs_f64());
         gauge!("spool_recovered_pending").set(pending as f64);

@@ -243,19 +243,23 @@ pub const METRICS: &[MetricInfo] = &[
     counter(
         "spool_quarantined_total",
         &[],
-        "Spool entries moved to quarantine on open.",
+        "Spool entries moved to quarantine by recovery.",
     ),
     gauge(
         "spool_recovery_seconds",
-        "Time the last spool open took to recover.",
+        "Time the last recovery took to load the spool into the delivery queue.",
+    ),
+    gauge(
+        "spool_recovering",
+        "1 while the spool's messages are being loaded into the delivery queue at start.",
     ),
     gauge(
         "spool_recovered_pending",
-        "Pending messages found by the last spool open.",
+        "Pending messages found by the last recovery.",
     ),
     gauge(
         "spool_recovered_finished",
-        "Finished messages found by the last spool open.",
+        "Finished messages found by the last recovery (and removed).",
     ),
     counter(
         "admin_requests_total",

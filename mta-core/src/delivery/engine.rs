@@ -24,7 +24,7 @@ use queue::{Envelope, MessageId, SledSpool};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::destination::{Destination, NoDestination};
 use super::outcome::{Outcome, Results};
@@ -180,29 +180,10 @@ impl DeliveryEngine {
         })
     }
 
-    /// Loads the spool's pending messages into the scheduler (at their next-attempt time) and
-    /// starts the timer and router tasks.
-    pub fn start(&self, pending: Vec<(MessageId, Envelope)>) {
+    /// Starts the timer and router tasks. Messages already in the spool come in through
+    /// [`load`](Self::load), new ones through [`submit`](crate::server::Submit).
+    pub fn start(&self) {
         let inner = &self.inner;
-        let now = now_ms();
-        let max_age = inner.config.delivery.max_age.as_millis() as u64;
-        let mut count = 0;
-        {
-            let mut interner = inner.interner.lock().expect("interner lock");
-            let mut timer = inner.timer.lock().expect("timer lock");
-            for (id, envelope) in &pending {
-                for job in jobs_from_envelope(*id, envelope, max_age, &mut interner) {
-                    timer.insert(job, envelope.next_attempt_ms.max(now));
-                    count += 1;
-                }
-            }
-        }
-        inner.queued.fetch_add(count, Ordering::Relaxed);
-        info!(
-            messages = pending.len(),
-            jobs = count,
-            "delivery queue loaded"
-        );
         let (route_tx, route_rx) = mpsc::channel::<Job>(ROUTING_QUEUE);
         let route_rx = Arc::new(tokio::sync::Mutex::new(route_rx));
         for _ in 0..ROUTERS {
@@ -216,6 +197,29 @@ impl DeliveryEngine {
         inner
             .tracker
             .spawn(async move { engine.timer_loop(route_tx).await });
+    }
+
+    /// Queues the pending recipients of messages found in the spool (at start, while the
+    /// server already accepts new mail): each is due at its envelope's next attempt, or now.
+    /// Returns the number of jobs queued.
+    pub fn load(&self, pending: &[(MessageId, Envelope)]) -> u64 {
+        let inner = &self.inner;
+        let now = now_ms();
+        let max_age = inner.config.delivery.max_age.as_millis() as u64;
+        let mut count = 0;
+        {
+            let mut interner = inner.interner.lock().expect("interner lock");
+            let mut timer = inner.timer.lock().expect("timer lock");
+            for (id, envelope) in pending {
+                for job in jobs_from_envelope(*id, envelope, max_age, &mut interner) {
+                    timer.insert(job, envelope.next_attempt_ms.max(now));
+                    count += 1;
+                }
+            }
+        }
+        inner.queued.fetch_add(count, Ordering::Relaxed);
+        inner.timer_wake.notify_one();
+        count
     }
 
     /// Stops every task: connections finish their current message and QUIT. Jobs still in

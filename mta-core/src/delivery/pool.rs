@@ -18,7 +18,7 @@ use ipwarm::{Class, Permit, Source};
 use queue::Spool;
 use queue::scheduler::{Due, Job, ReadyQueue, ReadyQueueConfig};
 use tokio::sync::{Notify, Semaphore};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::destination::{Candidate, Destination};
 use super::engine::{DeliveryEngine, now_ms};
@@ -421,6 +421,14 @@ impl Pool {
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
         let (envelope, body) = match (spool.envelope(job.message), spool.body(job.message)) {
             (Ok(e), Ok(b)) => (e, b),
+            (Ok(_), Err(error)) => {
+                // Damage outside the MTA (see docs/spool.md): the envelope stays for an
+                // eager open to quarantine.
+                warn!(id = %job.message, %error, "message body missing from the spool; not delivered");
+                self.unsent(engine);
+                engine.forget(&job);
+                return;
+            }
             _ => {
                 // Gone from the spool (bounced or deleted by an operator): nothing to send.
                 self.unsent(engine);

@@ -56,7 +56,7 @@ impl TestServer {
             ));
         }
         let config = Arc::new(Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}")));
-        let (spool, _) = mta_core::lifecycle::open_spool(&config)
+        let spool = mta_core::lifecycle::open_spool(&config)
             .await
             .expect("spool");
         let submitted = Arc::new(Submitted::default());

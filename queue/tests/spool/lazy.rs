@@ -1,6 +1,8 @@
 //! A lazily opened spool accepts new messages at once while its old content is streamed
 //! out in batches; old and new never mix, and damaged envelopes are quarantined.
 
+use std::ops::ControlFlow;
+
 use queue::{EntryKind, MessageId, Spool};
 
 use crate::common::{TempDir, body_for, envelope_for, open, open_lazy, open_raw, runtime};
@@ -36,7 +38,10 @@ fn old_messages_stream_in_batches_while_new_ones_are_stored() {
     }
     let mut batches = Vec::new();
     spool
-        .recover_envelopes(10, |batch| batches.push(batch))
+        .recover_envelopes(10, |batch| {
+            batches.push(batch);
+            ControlFlow::Continue(())
+        })
         .unwrap();
     let sizes: Vec<usize> = batches
         .iter()
@@ -88,7 +93,12 @@ fn undecodable_envelopes_are_quarantined_with_their_body() {
     }
     let spool = open_lazy(&dir.spool());
     let mut batches = Vec::new();
-    spool.recover_envelopes(100, |b| batches.push(b)).unwrap();
+    spool
+        .recover_envelopes(100, |b| {
+            batches.push(b);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
     assert_eq!(batches.len(), 1);
     let pending: Vec<MessageId> = batches[0].pending.iter().map(|m| m.id).collect();
     assert_eq!(pending, [ids[0], ids[2]]);
@@ -134,7 +144,34 @@ fn ids_drawn_after_open_sort_after_stored_ones_from_the_future() {
     assert!(MessageId::generate() > future);
     let mut pending = Vec::new();
     spool
-        .recover_envelopes(100, |b| pending.extend(b.pending.iter().map(|m| m.id)))
+        .recover_envelopes(100, |b| {
+            pending.extend(b.pending.iter().map(|m| m.id));
+            ControlFlow::Continue(())
+        })
         .unwrap();
     assert_eq!(pending, [future]);
+}
+
+#[test]
+fn recovery_stops_when_asked() {
+    let dir = TempDir::new("lazy-stop");
+    let rt = runtime();
+    {
+        let (spool, _) = open(&dir.spool());
+        for _ in 0..30 {
+            let id = MessageId::generate();
+            rt.block_on(spool.store(id, envelope_for(id), body_for(id)))
+                .unwrap();
+        }
+        rt.block_on(spool.close()).unwrap();
+    }
+    let spool = open_lazy(&dir.spool());
+    let mut seen = 0;
+    spool
+        .recover_envelopes(10, |b| {
+            seen += b.pending.len();
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!(seen, 10);
 }
