@@ -227,7 +227,7 @@ fn block_on_spool<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Handle::current().block_on(future)
 }
 
-/// Opens (or creates) the spool without reading its content: [`recover_queue`] does that
+/// Opens (or creates) the spool without reading its content: `recover_queue` does that
 /// while the server runs.
 pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
     let path = config.spool.path.clone();

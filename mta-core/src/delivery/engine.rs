@@ -181,7 +181,7 @@ impl DeliveryEngine {
     }
 
     /// Starts the timer and router tasks. Messages already in the spool come in through
-    /// [`load`](Self::load), new ones through [`submit`](crate::server::Submit).
+    /// [`load`](Self::load), new ones through [`Submit::submit`].
     pub fn start(&self) {
         let inner = &self.inner;
         let (route_tx, route_rx) = mpsc::channel::<Job>(ROUTING_QUEUE);
