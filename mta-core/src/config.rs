@@ -290,6 +290,11 @@ pub struct ListenerConfig {
     /// Require STARTTLS before MAIL (submission-style listeners).
     #[serde(default)]
     pub require_tls: bool,
+    /// Connections the kernel queues for `accept` (the `listen(2)` backlog; Linux caps it
+    /// at `net.core.somaxconn`). Too small and a burst of connections overflows it: the
+    /// kernel drops their handshakes and clients wait for retransmissions.
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
 }
 
 /// `[[user]]`: a relay client that authenticates with AUTH PLAIN or LOGIN.
@@ -395,6 +400,10 @@ fn default_data_timeout() -> Duration {
     Duration::from_secs(180)
 }
 
+fn default_backlog() -> u32 {
+    4096
+}
+
 impl ListenerConfig {
     /// A listener on `address` with every other key at its default.
     pub fn new(address: SocketAddr) -> Self {
@@ -412,6 +421,7 @@ impl ListenerConfig {
             data_timeout: default_data_timeout(),
             greeting_delay: Duration::ZERO,
             require_tls: false,
+            backlog: default_backlog(),
         }
     }
 }
@@ -501,6 +511,9 @@ impl Config {
             }
             if l.max_message_size == 0 {
                 return Err(invalid(&key("max_message_size"), "must be at least 1"));
+            }
+            if l.backlog == 0 {
+                return Err(invalid(&key("backlog"), "must be at least 1"));
             }
             if l.max_line_length < smtp_proto::limits::MAX_TEXT_LINE {
                 return Err(invalid(
@@ -752,6 +765,10 @@ password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$0PgN8yc0x4Zk1Fs3xsSt
             (
                 "[[listener]]\naddress = \"not an address\"",
                 "listener[0].address",
+            ),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:25\"\nbacklog = 0",
+                "listener[0].backlog",
             ),
         ];
         for (text, key) in cases {

@@ -103,8 +103,7 @@ impl<S: Spool> Server<S> {
                 _ => tls::acceptor_self_signed(&config.hostname),
             }
             .map_err(|source| ServerError::Tls { address, source })?;
-            let socket = TcpListener::bind(address)
-                .await
+            let socket = bind(address, listener.backlog)
                 .map_err(|source| ServerError::Bind { address, source })?;
             listeners.push((
                 socket,
@@ -198,6 +197,20 @@ async fn accept_loop<S: Spool>(
         });
     }
     info!(address = %context.config.address, "stopped listening");
+}
+
+/// Binds a listening socket with `backlog` (tokio's `TcpListener::bind` fixes it at 1024,
+/// which a burst of a few thousand connections overflows). `SO_REUSEADDR` as tokio sets it,
+/// so a restart binds while old connections linger in TIME_WAIT.
+fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
 }
 
 /// Tells a client over the connection limits to come back later, without waiting long.
