@@ -47,6 +47,8 @@ const ROUTERS: usize = 64;
 const ROUTING_QUEUE: usize = 4096;
 /// How often idle pools and unused interned strings are dropped.
 const CLEANUP_INTERVAL_MS: u64 = 60_000;
+/// How often the queue gauges are refreshed; also the timer loop's longest sleep.
+const GAUGE_INTERVAL_MS: u64 = 1_000;
 
 /// Where a domain's mail last went: (provider or site, source).
 pub(crate) type Label = (Arc<str>, Arc<str>);
@@ -270,6 +272,7 @@ impl DeliveryEngine {
     async fn timer_loop(self, route_tx: mpsc::Sender<Job>) {
         let inner = &self.inner;
         let mut last_cleanup = now_ms();
+        let mut last_gauges = 0;
         loop {
             if inner.shutdown.is_cancelled() {
                 return;
@@ -278,6 +281,10 @@ impl DeliveryEngine {
             if now.saturating_sub(last_cleanup) >= CLEANUP_INTERVAL_MS {
                 last_cleanup = now;
                 self.clean_up();
+            }
+            if now.saturating_sub(last_gauges) >= GAUGE_INTERVAL_MS {
+                last_gauges = now;
+                self.update_gauges();
             }
             let (due, next): (Vec<Due>, Option<u64>) = {
                 let mut timer = inner.timer.lock().expect("timer lock");
@@ -308,10 +315,13 @@ impl DeliveryEngine {
                 tokio::task::yield_now().await;
                 continue;
             }
+            // Wakes at least every GAUGE_INTERVAL_MS, so gauges and clean-up run on time
+            // even when nothing is due.
             let sleep = match next {
-                Some(at) => Duration::from_millis(at.saturating_sub(now_ms()).max(1)),
-                None => Duration::from_secs(3600),
+                Some(at) => at.saturating_sub(now_ms()).clamp(1, GAUGE_INTERVAL_MS),
+                None => GAUGE_INTERVAL_MS,
             };
+            let sleep = Duration::from_millis(sleep);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = inner.timer_wake.notified() => {}
@@ -352,9 +362,15 @@ impl DeliveryEngine {
         let engine = self.clone();
         // Saving may write a large suppression list: off the reactor.
         tokio::task::spawn_blocking(move || engine.inner.reputation.save());
+        debug!(pools, strings_dropped = strings, "delivery clean-up");
+    }
+
+    /// Sets the `delivery_pools` and `delivery_queued_jobs` gauges.
+    fn update_gauges(&self) {
+        let inner = &self.inner;
+        let pools = inner.pools.lock().expect("pools lock").len();
         metrics::gauge!("delivery_pools").set(pools as f64);
         metrics::gauge!("delivery_queued_jobs").set(inner.queued.load(Ordering::Relaxed) as f64);
-        debug!(pools, strings_dropped = strings, "delivery clean-up");
     }
 
     /// Finds the job's destination and hands it to the pool for (source, site).
