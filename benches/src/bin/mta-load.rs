@@ -62,6 +62,10 @@ struct Args {
     /// Seed for the random choices (sizes, domains), for repeatable runs.
     #[arg(long)]
     seed: Option<u64>,
+    /// Offered load, messages per second over all connections (open loop; latency counts
+    /// from when each message was due). Without it: as fast as the connections go.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[tokio::main]
@@ -85,6 +89,7 @@ async fn main() -> ExitCode {
         helo: args.helo.clone(),
         mail_from: args.from.clone(),
         seed: args.seed,
+        rate: args.rate,
     };
     println!(
         "mta-load: {} messages to {} over {} connections (size {}, {} rcpt, domains {}, \

@@ -8,6 +8,9 @@
 //! - Bodies are built once per size (see [`crate::message_body`]) and shared by all workers.
 //! - A message whose connection cannot be made (refused, greeting 4xx/5xx, I/O error) counts
 //!   as failed; it is not retried.
+//! - With a `rate`, message `n` is due at `n / rate` seconds after the start (open loop) and
+//!   its latency runs from that moment, not from when a worker got to it: a server that
+//!   falls behind shows as growing latency instead of a quietly lower offered load.
 
 mod client;
 mod histogram;
@@ -41,6 +44,9 @@ pub enum LoadError {
     /// Concurrency, recipients per message or messages per connection is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// The rate is not a positive, finite number.
+    #[error("rate must be a positive number of messages per second")]
+    Rate,
     /// The TLS client could not be set up.
     #[error("TLS setup: {0}")]
     Tls(#[from] TlsError),
@@ -82,6 +88,9 @@ pub struct LoadConfig {
     pub mail_from: String,
     /// Seed for the random choices; `None` seeds from the operating system.
     pub seed: Option<u64>,
+    /// Offered load in messages per second, paced across all connections (open loop);
+    /// `None` sends as fast as the connections allow (closed loop).
+    pub rate: Option<f64>,
 }
 
 impl LoadConfig {
@@ -104,6 +113,7 @@ impl LoadConfig {
             helo: "load.example".to_owned(),
             mail_from: "bounces@load.example".to_owned(),
             seed: None,
+            rate: None,
         }
     }
 }
@@ -215,6 +225,7 @@ struct Run {
     bodies: Bodies,
     tls: Option<TlsConnector>,
     next: AtomicU64,
+    started: Instant,
     deadline: Option<Instant>,
     /// Cancelled on a fatal error, so the other workers stop too.
     cancel: CancellationToken,
@@ -235,6 +246,9 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
             return Err(LoadError::Zero(name));
         }
     }
+    if config.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(LoadError::Rate);
+    }
     let tls = if config.tls {
         Some(insecure_connector()?)
     } else {
@@ -249,6 +263,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let wire = raw.iter().map(|body| crate::data_wire(body)).collect();
     let started = Instant::now();
     let run = Arc::new(Run {
+        started,
         deadline: config.max_duration.map(|d| started + d),
         bodies: Bodies { raw, wire },
         tls,
@@ -298,6 +313,12 @@ async fn worker(run: Arc<Run>, mut rng: StdRng) -> Result<LoadReport, LoadError>
         let number = run.next.fetch_add(1, Relaxed);
         if number >= config.messages {
             break;
+        }
+        let due = config
+            .rate
+            .map(|rate| run.started + Duration::from_secs_f64(number as f64 / rate));
+        if let Some(due) = due {
+            tokio::time::sleep_until(due).await;
         }
         report.attempted += 1;
         if conn.is_none() {
@@ -350,7 +371,9 @@ async fn worker(run: Arc<Run>, mut rng: StdRng) -> Result<LoadReport, LoadError>
                     MessageResult::Accepted => {
                         report.accepted += 1;
                         report.body_octets += envelope.body.len() as u64;
-                        report.latency.record(outcome.latency);
+                        report
+                            .latency
+                            .record(due.map_or(outcome.latency, |due| due.elapsed()));
                     }
                     MessageResult::Deferred => report.deferred += 1,
                     MessageResult::Bounced => report.bounced += 1,
@@ -510,12 +533,38 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, LoadError::Zero("concurrency")), "{err}");
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = run(LoadConfig {
+                rate: Some(rate),
+                ..config(plain.addr(), 3)
+            })
+            .await
+            .unwrap_err();
+            assert!(matches!(err, LoadError::Rate), "{rate}: {err}");
+        }
 
         // A stopped server: every message fails, quickly.
         let addr = plain.addr();
         plain.stop().await;
         let report = run(config(addr, 4)).await.unwrap();
         assert_eq!((report.attempted, report.failed), (4, 4));
+    }
+
+    #[tokio::test]
+    async fn a_rate_paces_the_messages() {
+        let sink = Sink::start(SinkConfig::default()).await.unwrap();
+        // 40 messages at 200/s: the last one is due 195 ms after the start, so the run
+        // cannot end sooner, however fast the server.
+        let report = run(LoadConfig {
+            rate: Some(200.0),
+            ..config(sink.addr(), 40)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.accepted, 40, "{report}");
+        assert_eq!(report.latency.count(), 40);
+        assert!(report.elapsed >= Duration::from_millis(195), "{report}");
+        sink.stop().await;
     }
 
     #[tokio::test]
