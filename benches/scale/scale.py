@@ -30,6 +30,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from conn_flood import proc_status  # noqa: E402 - VmRSS, VmHWM, threads, fds of a pid
 
 
 def log(msg):
@@ -53,19 +55,6 @@ def wait_port(port, deadline_s, proc=None):
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {deadline_s} s")
-
-
-def proc_status(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "Threads"):
-                    out[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
 
 
 def raise_nofile(n):
