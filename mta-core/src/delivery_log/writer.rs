@@ -5,7 +5,9 @@
 //! - lines are written whole and in the order records were sent; a rotation happens between
 //!   two lines, never inside one;
 //! - buffered lines reach the file at most [`FLUSH_INTERVAL`] after they were written, or
-//!   sooner when [`FLUSH_RECORDS`] are pending or the buffer fills;
+//!   sooner when [`FLUSH_RECORDS`] are pending or the buffer fills; a record waits at most
+//!   `BUSY_POLL` (2 ms) in the channel while records keep coming (the writer then polls instead of
+//!   being woken per record), and not at all otherwise;
 //! - after a rotation at most `keep` rotated files remain;
 //! - an I/O error never stops the thread: it is counted, logged once, and reported by
 //!   `close()`; the next rotation reopens the file.
@@ -13,7 +15,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{DeliveryLogConfig, LogError, Record};
@@ -26,6 +28,12 @@ pub const FLUSH_RECORDS: usize = 1024;
 
 /// How often an idle writer wakes up to check time-based rotation.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// While records keep arriving, the writer sleeps this long between drains of the channel
+/// instead of blocking on it: a blocked receiver costs every sender a wake-up (a futex call
+/// and a context switch per delivery). The channel must hold this long's worth of records
+/// (`channel_capacity`, 65,536 by default).
+const BUSY_POLL: Duration = Duration::from_millis(2);
 
 /// What goes over the channel.
 pub(crate) enum Message {
@@ -88,30 +96,66 @@ impl Writer {
     }
 
     /// Runs until `Close` or until every sender is gone; returns the first I/O error seen.
-    pub(crate) fn run(mut self, receiver: Receiver<Message>) -> Result<(), LogError> {
+    /// Writes every record already waiting, without blocking; true when the channel said
+    /// to stop (a `Close`, or every sender gone).
+    fn drain(&mut self, receiver: &Receiver<Message>) -> bool {
         loop {
-            let wait = if self.pending > 0 {
-                FLUSH_INTERVAL.saturating_sub(self.last_flush.elapsed())
+            match receiver.try_recv() {
+                Ok(Message::Record(record)) => {
+                    self.write(&record);
+                    if self.pending >= FLUSH_RECORDS {
+                        self.flush();
+                    }
+                }
+                Ok(Message::Close) | Err(TryRecvError::Disconnected) => return true,
+                Err(TryRecvError::Empty) => return false,
+            }
+        }
+    }
+
+    pub(crate) fn run(mut self, receiver: Receiver<Message>) -> Result<(), LogError> {
+        let mut busy = false;
+        loop {
+            let received = if busy {
+                // Records kept coming: sleep instead of waiting on the channel, so that
+                // senders find nobody to wake (no futex call, no context switch per record).
+                std::thread::sleep(BUSY_POLL);
+                receiver.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
             } else {
-                IDLE_WAKE
+                let wait = if self.pending > 0 {
+                    FLUSH_INTERVAL.saturating_sub(self.last_flush.elapsed())
+                } else {
+                    IDLE_WAKE
+                };
+                receiver.recv_timeout(wait)
             };
-            let received = receiver.recv_timeout(wait);
             // Rotate before writing, so a record that arrives after a boundary starts the
             // new file instead of closing the old one.
             self.rotate_if_due(SystemTime::now());
             match received {
                 Ok(Message::Record(record)) => {
                     self.write(&record);
+                    let closed = self.drain(&receiver);
                     if self.pending >= FLUSH_RECORDS || self.last_flush.elapsed() >= FLUSH_INTERVAL
                     {
                         self.flush();
                     }
+                    if closed {
+                        break;
+                    }
+                    busy = true;
                 }
                 Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.pending > 0 {
+                    // A busy poll that found nothing only flushes when due; a wait that timed
+                    // out waited for exactly that.
+                    if self.pending > 0 && (!busy || self.last_flush.elapsed() >= FLUSH_INTERVAL) {
                         self.flush();
                     }
+                    busy = false;
                 }
             }
         }
