@@ -11,6 +11,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mta_core::config::Config;
 
+/// With the `mimalloc` feature: mimalloc instead of glibc malloc (per-thread heaps, so
+/// bodies and records allocated on one thread and freed on another do not contend on glibc's
+/// arena locks). A trade of memory for CPU, measured in docs/performance.md.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mta",
