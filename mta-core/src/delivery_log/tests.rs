@@ -267,3 +267,45 @@ fn open_errors_name_the_path() {
         Err(LogError::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn records_from_many_threads_are_all_written_in_each_threads_order() {
+    // Enough records, sent fast enough, that the writer drains the channel in batches
+    // between sleeps (the busy path) as well as waking on a record (the idle path).
+    const THREADS: u32 = 3;
+    const PER_THREAD: u32 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let log = Arc::new(DeliveryLog::open(&config).unwrap());
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for n in 1..=PER_THREAD {
+                    log.log(numbered(&format!("ip-{t}"), n));
+                    if n % 1000 == 0 {
+                        // Let the writer go idle now and then.
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    log.close().unwrap();
+    assert_eq!(log.dropped(), 0);
+    let lines = lines(&config.path);
+    assert_eq!(lines.len(), (THREADS * PER_THREAD) as usize);
+    for t in 0..THREADS {
+        let source = format!("ip-{t}");
+        let attempts: Vec<u64> = lines
+            .iter()
+            .filter(|v| v["source"] == source.as_str())
+            .map(|v| v["attempt"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = (1..=u64::from(PER_THREAD)).collect();
+        assert_eq!(attempts, expected, "{source}");
+    }
+}
