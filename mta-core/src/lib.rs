@@ -10,6 +10,7 @@ pub mod admin;
 pub mod client;
 pub mod config;
 pub mod ctl;
+pub(crate) mod date;
 pub mod delivery;
 pub mod delivery_log;
 pub mod dns;

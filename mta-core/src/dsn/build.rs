@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use memchr::memmem;
 use queue::{BodyType, DsnRet};
 
-use super::date::{from_unix_ms, rfc5322};
 use super::{Action, Diagnostic, DsnInput, Original, RecipientOutcome};
+use crate::date::{from_unix_ms, rfc5322};
 
 /// What kind of report a DSN is, from the actions it reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,6 @@
 //! Operator documentation: `docs/bounces.md`.
 
 pub mod build;
-mod date;
 pub mod input;
 pub mod rules;
 

@@ -5,7 +5,7 @@
 //! a trusted (relay) client's values become tags. The body is edited in place, once, and only
 //! when a control header is present.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use memchr::memchr;
 
@@ -150,64 +150,15 @@ pub(crate) fn write_received(out: &mut Vec<u8>, info: &ReceivedInfo<'_>, now: Sy
     if let Some(rcpt) = info.single_recipient {
         let _ = write!(h, "\r\n\tfor <{rcpt}>");
     }
-    let _ = write!(h, "; {}\r\n", rfc5322_date(now));
+    let _ = write!(h, "; {}\r\n", crate::date::rfc5322(now));
     out.extend_from_slice(h.as_bytes());
-}
-
-/// Formats a time as an RFC 5322 date in UTC: `Thu, 26 Nov 2026 17:47:42 +0000`.
-pub(crate) fn rfc5322_date(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-
-    #[test]
-    fn dates_format_as_rfc5322() {
-        let table = [
-            (0, "Thu, 1 Jan 1970 00:00:00 +0000"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
-            (1_795_715_262, "Thu, 26 Nov 2026 17:47:42 +0000"),
-            (4_133_980_799, "Fri, 31 Dec 2100 23:59:59 +0000"),
-        ];
-        for (secs, text) in table {
-            assert_eq!(rfc5322_date(UNIX_EPOCH + Duration::from_secs(secs)), text);
-        }
-    }
 
     #[test]
     fn control_headers_become_tags_and_leave_the_message() {

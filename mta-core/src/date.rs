@@ -1,4 +1,5 @@
-//! RFC 5322 dates (`Thu, 26 Nov 2026 12:00:00 +0000`), always in UTC.
+//! RFC 5322 dates (`Thu, 26 Nov 2026 12:00:00 +0000`), always in UTC: the `Received:` header
+//! the server adds and the `Date:` of DSNs.
 //!
 //! Invariant: times before the Unix epoch are shown as the epoch (the spool never holds
 //! them); the output is always 31 ASCII characters.
@@ -64,6 +65,8 @@ mod tests {
             (1_735_689_600, "Wed, 01 Jan 2025 00:00:00 +0000"),
             (1_795_694_400, "Thu, 26 Nov 2026 12:00:00 +0000"),
             (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 +0000"),
+            (1_795_715_262, "Thu, 26 Nov 2026 17:47:42 +0000"),
+            (4_133_980_799, "Fri, 31 Dec 2100 23:59:59 +0000"),
         ];
         for (seconds, text) in table {
             let time = UNIX_EPOCH + Duration::from_secs(seconds);
