@@ -469,8 +469,10 @@ impl AdminBackend for EngineAdmin {
                 .engine
                 .reload(&new)
                 .map_err(|e| BackendError::Rejected { reason: e })?;
-            let old = &self.engine.inner.config;
-            if format!("{:?}", old.dkim) != format!("{:?}", new.dkim) {
+            // Always re-read the keys: a key file may have been replaced under the same path,
+            // and the engine's configuration is the one the process started with, so it cannot
+            // tell what the previous reload applied. `Signer::reload` reuses unchanged keys.
+            if !new.dkim.is_empty() || !self.signer.current().is_empty() {
                 let signer = self
                     .signer
                     .current()
