@@ -20,8 +20,8 @@ use crate::admin::types::{
     ActionCount, ComponentHealth, Filter, Health, HealthStatus, MessageView, NewSuppression,
     NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
     QueueSummaryBuilder, ReloadReport, SourceView, Suppression, SuppressionChange, SuppressionKey,
-    SuppressionOrigin, SuppressionPage, SuppressionQuery, Suspension, Throttle, ThrottleState,
-    Warmup,
+    SuppressionOrigin, SuppressionPage, SuppressionQuery, Suspension, SuspensionScope, Throttle,
+    ThrottleState, Warmup,
 };
 use crate::admin::{Actor, AdminBackend, BackendError, BoxFuture};
 use crate::client::SmtpReply;
@@ -249,17 +249,32 @@ impl AdminBackend for EngineAdmin {
         actor: Actor,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move {
-            let removed = self.engine.inner.suspensions.remove(id);
-            if removed {
-                self.log_action(&actor, format!("resume {id}"), None);
-                // Jobs held for the suspension wait in the scheduler for its end: due now.
-                let jobs = self.engine.take_jobs(&Filter::default());
-                let now = now_ms();
-                for job in jobs {
-                    self.engine.schedule(job, now);
-                }
+            let Some(removed) = self.engine.inner.suspensions.remove(id) else {
+                return Ok(false);
+            };
+            self.log_action(&actor, format!("resume {id}"), None);
+            // Jobs held for the suspension wait in the scheduler for its end: due now. Domain
+            // and tenant are fields of the job, so only those jobs are taken. A provider or
+            // source is known only once a job is routed, and held jobs were never labelled
+            // with it, so for those every job is taken (retry waits are cut short).
+            let filter = match removed.scope {
+                SuspensionScope::Domain(domain) => Filter {
+                    domain: Some(domain),
+                    ..Filter::default()
+                },
+                SuspensionScope::Tenant { tenant, campaign } => Filter {
+                    tenant: Some(tenant),
+                    campaign,
+                    ..Filter::default()
+                },
+                SuspensionScope::Provider(_) | SuspensionScope::Source(_) => Filter::default(),
+            };
+            let jobs = self.engine.take_jobs(&filter);
+            let now = now_ms();
+            for job in jobs {
+                self.engine.schedule(job, now);
             }
-            Ok(removed)
+            Ok(true)
         })
     }
 

@@ -77,16 +77,13 @@ impl Suspensions {
         suspension
     }
 
-    /// Removes a suspension by id.
-    pub(crate) fn remove(&self, id: &str) -> bool {
+    /// Removes a suspension by id; returns it, or `None` when there was none.
+    pub(crate) fn remove(&self, id: &str) -> Option<Suspension> {
         let mut list = self.lock();
-        let before = list.len();
-        list.retain(|s| s.id != id);
-        let removed = list.len() != before;
-        if removed {
-            self.save(&list);
-        }
-        removed
+        let index = list.iter().position(|s| s.id == id)?;
+        let removed = list.remove(index);
+        self.save(&list);
+        Some(removed)
     }
 
     /// The suspensions in force (expired ones are dropped).
