@@ -76,11 +76,14 @@ async fn every_ctl_command_works_against_a_running_mta() {
                 .await,
         );
     }
-    world
-        .wait_log("three deferrals", |r| {
-            r["type"] == "TransientFailure" && r["recipient"] == "u2@stuck.test"
-        })
-        .await;
+    for i in 0..3 {
+        let recipient = format!("u{i}@stuck.test");
+        world
+            .wait_log("three deferrals", |r| {
+                r["type"] == "TransientFailure" && r["recipient"] == recipient.as_str()
+            })
+            .await;
+    }
 
     let queue = ctl_json(&world, &["queue"]).await;
     assert_eq!(queue["messages"], 3, "{queue}");
@@ -99,6 +102,31 @@ async fn every_ctl_command_works_against_a_running_mta() {
             .unwrap()
             .starts_with("4"),
         "{message}"
+    );
+
+    // Resuming another domain's suspension leaves stuck.test's deferred messages waiting
+    // for their retry time.
+    let other = ctl_json(
+        &world,
+        &[
+            "suspend",
+            "--domain",
+            "other.test",
+            "--for",
+            "1h",
+            "--reason",
+            "testing",
+        ],
+    )
+    .await;
+    let before = sink.counters().transactions;
+    let (ok, _, err) = ctl(&world, &["resume", other["id"].as_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sink.counters().transactions,
+        before,
+        "resuming other.test retried stuck.test's messages"
     );
 
     let suspension = ctl_json(
