@@ -205,9 +205,9 @@ impl SledSpool {
     /// arrival order), for a spool opened with [`open_lazy`](Self::open_lazy): `f` gets
     /// batches of at most `batch` messages, as a [`Recovery`] (pending, finished, and what
     /// was quarantined); it stops early when `f` returns [`ControlFlow::Break`]. Only envelopes are read (bodies stay on disk): an envelope that
-    /// does not decode is quarantined with its body. Bodies and envelopes are written and
-    /// removed together in one atomic batch, so the pairing checks of [`open`](Self::open)
-    /// (orphan body, missing body) are left to it. Messages stored since the open sort
+    /// does not decode, or a pending one whose body is missing, is quarantined. Orphan bodies
+    /// (no envelope) are not looked for: bodies and envelopes are written and removed together
+    /// in one atomic batch, and only [`open`](Self::open) scans for them. Messages stored since the open sort
     /// after [`opened_at`](Self::opened_at) and are not visited, so a server may accept
     /// mail while this runs without seeing a message twice.
     pub fn recover_envelopes(
@@ -232,6 +232,17 @@ impl SledSpool {
                     if message.envelope.is_finished() {
                         finished += 1;
                         current.finished.push(message);
+                    } else if !self.messages.contains_key(body_key(id)).map_err(storage)? {
+                        // Not written that way (envelope and body go in one atomic batch),
+                        // but a damaged store must not hand out a message it cannot send.
+                        quarantined += 1;
+                        let reason = QuarantineReason::MissingBody;
+                        self.quarantine_message(id, &reason).map_err(storage)?;
+                        current.quarantined.push(QuarantineReport {
+                            id: Some(id),
+                            kind: EntryKind::Envelope,
+                            reason,
+                        });
                     } else {
                         pending += 1;
                         current.pending.push(message);

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use queue::{EntryKind, MessageId, Spool};
+use queue::{EntryKind, MessageId, QuarantineReason, Spool};
 
 use crate::common::{TempDir, body_for, envelope_for, open, open_lazy, open_raw, runtime};
 
@@ -124,6 +124,53 @@ fn undecodable_envelopes_are_quarantined_with_their_body() {
     let (_, recovery) = open(&dir.spool());
     assert!(recovery.quarantined.is_empty());
     assert_eq!(recovery.pending.len(), 2);
+}
+
+#[test]
+fn a_pending_envelope_without_its_body_is_quarantined() {
+    let dir = TempDir::new("lazy-missing-body");
+    let rt = runtime();
+    let ids: Vec<MessageId> = (0..2).map(|_| MessageId::generate()).collect();
+    {
+        let (spool, _) = open(&dir.spool());
+        for &id in &ids {
+            rt.block_on(spool.store(id, envelope_for(id), body_for(id)))
+                .unwrap();
+        }
+        rt.block_on(spool.close()).unwrap();
+    }
+    {
+        let db = open_raw(&dir.spool());
+        let messages = db.open_tree("messages").unwrap();
+        let key = [&[b'B'][..], &ids[0].to_bytes()].concat();
+        assert!(messages.remove(key).unwrap().is_some(), "body key layout");
+        db.flush().unwrap();
+    }
+    let spool = open_lazy(&dir.spool());
+    let mut batches = Vec::new();
+    spool
+        .recover_envelopes(100, |b| {
+            batches.push(b);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(batches.len(), 1);
+    let pending: Vec<MessageId> = batches[0].pending.iter().map(|m| m.id).collect();
+    assert_eq!(pending, [ids[1]]);
+    let reported: Vec<_> = batches[0]
+        .quarantined
+        .iter()
+        .map(|r| (r.id, r.kind, r.reason.to_string()))
+        .collect();
+    assert_eq!(
+        reported,
+        [(
+            Some(ids[0]),
+            EntryKind::Envelope,
+            QuarantineReason::MissingBody.to_string()
+        )]
+    );
+    assert!(spool.envelope(ids[0]).is_err());
 }
 
 #[test]
