@@ -95,7 +95,6 @@ impl Writer {
         }
     }
 
-    /// Runs until `Close` or until every sender is gone; returns the first I/O error seen.
     /// Writes every record already waiting, without blocking; true when the channel said
     /// to stop (a `Close`, or every sender gone).
     fn drain(&mut self, receiver: &Receiver<Message>) -> bool {
@@ -113,6 +112,7 @@ impl Writer {
         }
     }
 
+    /// Runs until `Close` or until every sender is gone; returns the first I/O error seen.
     pub(crate) fn run(mut self, receiver: Receiver<Message>) -> Result<(), LogError> {
         let mut busy = false;
         loop {
