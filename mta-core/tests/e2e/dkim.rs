@@ -128,9 +128,10 @@ async fn relayed_messages_carry_signatures_dkimpy_verifies() {
     let mut tampered = got[0].body.clone();
     let at = tampered.len() - 4;
     tampered[at] = b'!';
+    let verdicts = dkimpy_verify(&tampered, &records);
     assert!(
-        dkimpy_verify(&tampered, &records).iter().all(|&ok| !ok),
-        "a changed body still verified"
+        verdicts.len() == 2 && verdicts.iter().all(|&ok| !ok),
+        "a changed body still verified (or its signatures were not found): {verdicts:?}"
     );
     world.stop().await;
 }
