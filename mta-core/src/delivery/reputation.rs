@@ -235,7 +235,7 @@ fn read_state(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
-fn write_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;

@@ -50,11 +50,9 @@ impl Suspensions {
     }
 
     fn save(&self, list: &[Suspension]) {
-        let tmp = self.path.with_extension("tmp");
         let result = serde_json::to_vec_pretty(list)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
+            .and_then(|bytes| super::reputation::write_state(&self.path, &bytes));
         if let Err(error) = result {
             warn!(path = %self.path.display(), %error, "could not save suspensions");
         }
