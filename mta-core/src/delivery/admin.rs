@@ -16,6 +16,7 @@ use queue::{MessageId, Spool};
 
 use super::engine::{DeliveryEngine, now_ms};
 use super::outcome::{Outcome, Results};
+use super::suspend;
 use crate::admin::types::{
     ActionCount, ComponentHealth, Filter, Health, HealthStatus, MessageView, NewSuppression,
     NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
@@ -253,23 +254,30 @@ impl AdminBackend for EngineAdmin {
                 return Ok(false);
             };
             self.log_action(&actor, format!("resume {id}"), None);
-            // Jobs held for the suspension wait in the scheduler for its end: due now. Domain
-            // and tenant are fields of the job, so only those jobs are taken. A provider or
-            // source is known only once a job is routed, and held jobs were never labelled
-            // with it, so for those every job is taken (retry waits are cut short).
-            let filter = match removed.scope {
-                SuspensionScope::Domain(domain) => Filter {
-                    domain: Some(domain),
-                    ..Filter::default()
-                },
-                SuspensionScope::Tenant { tenant, campaign } => Filter {
-                    tenant: Some(tenant),
-                    campaign,
-                    ..Filter::default()
-                },
-                SuspensionScope::Provider(_) | SuspensionScope::Source(_) => Filter::default(),
-            };
-            let jobs = self.engine.take_jobs(&filter);
+            // Jobs held for the suspension wait in the scheduler for exactly its end: those
+            // are due now. Jobs waiting for a retry are left alone. A job that expires before
+            // the end waits for its expiry instead; for a domain or tenant (fields of the job)
+            // those are released too, for provider or source scopes they cannot be told from
+            // others and wait.
+            let end = suspend::end_ms(&removed);
+            let by_job_fields = matches!(
+                removed.scope,
+                SuspensionScope::Domain(_) | SuspensionScope::Tenant { .. }
+            );
+            let jobs = self
+                .engine
+                .inner
+                .timer
+                .lock()
+                .expect("timer lock")
+                .remove_scheduled_where(|at, job| {
+                    if by_job_fields {
+                        suspend::covers(&removed.scope, job, None, None)
+                            && (at == end || (at == job.expires_ms && at < end))
+                    } else {
+                        at == end
+                    }
+                });
             let now = now_ms();
             for job in jobs {
                 self.engine.schedule(job, now);

@@ -27,6 +27,32 @@ fn ms(time: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The moment (unix ms) a suspension ends: jobs it holds are scheduled for exactly this.
+pub(crate) fn end_ms(suspension: &Suspension) -> u64 {
+    ms(suspension.expires_at)
+}
+
+/// Whether `scope` covers `job` when it leaves through `provider` and `source` (`None`: not
+/// known yet, so provider and source scopes do not cover it).
+pub(crate) fn covers(
+    scope: &SuspensionScope,
+    job: &Job,
+    provider: Option<&str>,
+    source: Option<&str>,
+) -> bool {
+    match scope {
+        SuspensionScope::Domain(d) => d.eq_ignore_ascii_case(&job.domain),
+        SuspensionScope::Provider(p) => provider == Some(p.as_str()),
+        SuspensionScope::Source(name) => source == Some(name.as_str()),
+        SuspensionScope::Tenant { tenant, campaign } => {
+            job.tenant.as_deref() == Some(tenant.as_str())
+                && campaign
+                    .as_deref()
+                    .is_none_or(|c| job.campaign.as_deref() == Some(c))
+        }
+    }
+}
+
 impl Suspensions {
     /// Loads the saved list from the spool directory (an unreadable file is reported and
     /// ignored).
@@ -107,17 +133,7 @@ impl Suspensions {
         let now = SystemTime::now();
         list.iter()
             .filter(|s| s.expires_at > now)
-            .filter(|s| match &s.scope {
-                SuspensionScope::Domain(d) => d.eq_ignore_ascii_case(&job.domain),
-                SuspensionScope::Provider(p) => provider == Some(p.as_str()),
-                SuspensionScope::Source(name) => source == Some(name.as_str()),
-                SuspensionScope::Tenant { tenant, campaign } => {
-                    job.tenant.as_deref() == Some(tenant.as_str())
-                        && campaign
-                            .as_deref()
-                            .is_none_or(|c| job.campaign.as_deref() == Some(c))
-                }
-            })
+            .filter(|s| covers(&s.scope, job, provider, source))
             .map(|s| ms(s.expires_at))
             .max()
     }

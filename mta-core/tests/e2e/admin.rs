@@ -145,6 +145,7 @@ async fn every_ctl_command_works_against_a_running_mta() {
     let id = suspension["id"].as_str().unwrap().to_owned();
     let list = ctl_json(&world, &["suspensions"]).await;
     assert!(list.to_string().contains(&id), "{list}");
+    let before = sink.counters().transactions;
     let (ok, _, err) = ctl(&world, &["resume", &id]).await;
     assert!(ok, "{err}");
     assert!(
@@ -152,6 +153,13 @@ async fn every_ctl_command_works_against_a_running_mta() {
             .await
             .to_string()
             .contains(&id)
+    );
+    // The suspension held none of them (they wait for their retry): resuming it releases none.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sink.counters().transactions,
+        before,
+        "resuming stuck.test's suspension cut its retry waits short"
     );
 
     let transactions = sink.counters().transactions;

@@ -173,10 +173,19 @@ impl DelayQueue {
     /// Removes every job for which `predicate` is true and returns them in the order they
     /// would have been popped. O(n): the heap is rebuilt.
     pub fn remove_where<F: FnMut(&Job) -> bool>(&mut self, mut predicate: F) -> Vec<Job> {
+        self.remove_scheduled_where(|_, job| predicate(job))
+    }
+
+    /// Like [`DelayQueue::remove_where`], with the time each job is scheduled for given to
+    /// `predicate` (to take, say, only the jobs held until one moment).
+    pub fn remove_scheduled_where<F: FnMut(u64, &Job) -> bool>(
+        &mut self,
+        mut predicate: F,
+    ) -> Vec<Job> {
         let mut removed: Vec<(Key, Job)> = Vec::new();
         for key in self.heap.iter() {
             let slot = &mut self.slots[key.slot];
-            if slot.as_ref().is_some_and(&mut predicate)
+            if slot.as_ref().is_some_and(|job| predicate(key.at_ms, job))
                 && let Some(job) = slot.take()
             {
                 self.free.push(key.slot);
@@ -372,6 +381,27 @@ pub(super) mod tests {
         assert_eq!(queue.len(), 3);
         assert_eq!(queue.next_due_ms(), Some(10));
         assert_eq!(drain(&mut queue, 100), [(5, false), (3, false), (1, false)]);
+    }
+
+    #[test]
+    fn remove_scheduled_where_sees_each_jobs_time() {
+        let mut queue = DelayQueue::new();
+        for (id, at) in [(1, 500), (2, 700), (3, 500), (4, 900)] {
+            queue.insert(job(id, Priority::Normal, u64::MAX), at);
+        }
+        // A job capped at its expiry is scheduled for the expiry, not the time asked.
+        queue.insert(job(5, Priority::Normal, 500), 2_000);
+        let removed: Vec<u128> = queue
+            .remove_scheduled_where(|at, j| at == 500 && j.message.as_u128() != 5)
+            .iter()
+            .map(|j| j.message.as_u128())
+            .collect();
+        assert_eq!(removed, [1, 3]);
+        assert_eq!(queue.len(), 3);
+        assert_eq!(
+            drain(&mut queue, 1_000),
+            [(5, true), (2, false), (4, false)]
+        );
     }
 
     #[test]
