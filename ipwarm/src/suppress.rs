@@ -1,5 +1,5 @@
-//! The suppression list: recipients that bounced as bad mailboxes are not tried again, per
-//! tenant, for a while.
+//! The suppression list: recipients that bounced as bad mailboxes, or that an operator
+//! added, are not tried again, per tenant, for a while.
 //!
 //! A `bad_mailbox` reply suppresses `(tenant, address)` for `ttl` (default 30 days). The
 //! engine checks [`Suppressions::is_suppressed`] before sending and bounces a suppressed
@@ -9,8 +9,10 @@
 //! Invariants:
 //! - Addresses are compared case-insensitively (the whole address is lowercased; real
 //!   mailboxes with case-sensitive local parts are vanishingly rare, a wrong suppression
-//!   only delays a message to one such mailbox); tenants exactly. The empty tenant stands
-//!   for "no tenant".
+//!   only delays a message to one such mailbox); tenants exactly. An entry may name a whole
+//!   domain (no `@`): it covers every address there. The empty tenant stands for "every
+//!   tenant": its entries (operator entries without a tenant, bounces of mail that had no
+//!   tenant) apply to every tenant's mail.
 //! - **Bounded.** At most `max_entries` entries. When full, adding evicts the entry that
 //!   expires first (the oldest suppression). Measured: 1,000,000 entries (25-character
 //!   addresses, one tenant) take about 160 MB resident, i.e. about 160 bytes per entry, of
@@ -70,6 +72,17 @@ impl SuppressionConfig {
     }
 }
 
+/// Why a recipient is suppressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionOrigin {
+    /// A `bad_mailbox` reply (snapshots older than this field restore as this).
+    #[default]
+    Bounce,
+    /// Added by an operator.
+    Manual,
+}
+
 /// One suppressed recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppression {
@@ -79,6 +92,24 @@ pub struct Suppression {
     pub address: String,
     /// When the suppression ends (Unix ms).
     pub until_ms: u64,
+    /// When it was added (Unix ms; 0 in snapshots written before this field).
+    #[serde(default)]
+    pub added_ms: u64,
+    /// What added it.
+    #[serde(default)]
+    pub origin: SuppressionOrigin,
+    /// The operator's reason, or the bounce's reply code (`550 5.1.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the list keeps per entry besides its key.
+#[derive(Debug, Clone)]
+struct Entry {
+    until_ms: u64,
+    added_ms: u64,
+    origin: SuppressionOrigin,
+    reason: Option<Box<str>>,
 }
 
 /// The suppression list. Single-threaded (`&mut self`); the engine wraps it in a mutex.
@@ -86,7 +117,7 @@ pub struct Suppression {
 pub struct Suppressions {
     config: SuppressionConfig,
     /// Key: `tenant \0 address`, sharing its allocation with `by_expiry`.
-    entries: HashMap<Arc<str>, u64>,
+    entries: HashMap<Arc<str>, Entry>,
     /// (until, key), for eviction and purging in expiry order.
     by_expiry: BTreeSet<(u64, Arc<str>)>,
 }
@@ -124,35 +155,71 @@ impl Suppressions {
         self.entries.is_empty()
     }
 
-    /// Whether `address` is suppressed for `tenant` at `now_ms`.
+    /// Whether `address` is suppressed for `tenant` at `now_ms`: by an entry for the address
+    /// or for its domain, of that tenant or of every tenant (`""`).
     pub fn is_suppressed(&self, tenant: &str, address: &str, now_ms: u64) -> bool {
-        self.entries
-            .get(key(tenant, address).as_str())
-            .is_some_and(|&until| now_ms < until)
+        if self.entries.is_empty() {
+            return false;
+        }
+        let domain = address.trim().rsplit_once('@').map(|(_, domain)| domain);
+        let in_force = |tenant: &str, entry: &str| {
+            self.entries
+                .get(key(tenant, entry).as_str())
+                .is_some_and(|entry| now_ms < entry.until_ms)
+        };
+        let of = |tenant: &str| {
+            in_force(tenant, address) || domain.is_some_and(|domain| in_force(tenant, domain))
+        };
+        of(tenant) || (!tenant.is_empty() && of(""))
     }
 
-    /// Suppresses `address` for `tenant` for the configured `ttl` from `now_ms`. Returns
-    /// whether it was not suppressed before. Does nothing when suppression is disabled.
-    pub fn add(&mut self, tenant: &str, address: &str, now_ms: u64) -> bool {
+    /// Suppresses `address` for `tenant` for the configured `ttl` from `now_ms`, for
+    /// `origin` with an optional `reason`. Returns whether it was not suppressed before. Does
+    /// nothing when suppression is disabled.
+    pub fn add(
+        &mut self,
+        tenant: &str,
+        address: &str,
+        now_ms: u64,
+        origin: SuppressionOrigin,
+        reason: Option<&str>,
+    ) -> bool {
         if !self.config.enabled {
             return false;
         }
-        let until = now_ms.saturating_add(duration_ms(self.config.ttl));
-        self.add_until(tenant, address, until, now_ms)
+        self.insert(
+            Suppression {
+                tenant: tenant.to_owned(),
+                address: address.to_owned(),
+                until_ms: now_ms.saturating_add(duration_ms(self.config.ttl)),
+                added_ms: now_ms,
+                origin,
+                reason: reason.map(str::to_owned),
+            },
+            now_ms,
+        )
     }
 
-    /// Suppresses `address` for `tenant` until `until_ms` (admin, or restore). An existing
-    /// entry gets the later of the two times. Returns whether it was not suppressed before.
-    pub fn add_until(&mut self, tenant: &str, address: &str, until_ms: u64, now_ms: u64) -> bool {
-        let key = key(tenant, address);
-        if let Some((shared, &old)) = self.entries.get_key_value(key.as_str()) {
-            let shared = shared.clone();
-            if until_ms > old {
-                self.by_expiry.remove(&(old, shared.clone()));
-                self.by_expiry.insert((until_ms, shared.clone()));
-                self.entries.insert(shared, until_ms);
+    /// Adds `entry` (admin, or restore). An entry already in force keeps its origin and
+    /// reason and gets the later of the two ends; one that had expired is replaced. Returns
+    /// whether the address was not suppressed before.
+    pub fn insert(&mut self, entry: Suppression, now_ms: u64) -> bool {
+        let key = key(&entry.tenant, &entry.address);
+        if let Some((shared, old)) = self.entries.get_key_value(key.as_str()) {
+            let (shared, old_until) = (shared.clone(), old.until_ms);
+            let was_in_force = now_ms < old_until;
+            if !was_in_force || entry.until_ms > old_until {
+                self.by_expiry.remove(&(old_until, shared.clone()));
+                self.by_expiry.insert((entry.until_ms, shared.clone()));
+                let kept = self.entries.get_mut(&shared).expect("present");
+                kept.until_ms = entry.until_ms;
+                if !was_in_force {
+                    kept.added_ms = entry.added_ms;
+                    kept.origin = entry.origin;
+                    kept.reason = entry.reason.map(String::into_boxed_str);
+                }
             }
-            return now_ms >= old;
+            return !was_in_force;
         }
         while self.entries.len() >= self.config.max_entries {
             let Some((_, oldest)) = self.by_expiry.pop_first() else {
@@ -161,16 +228,24 @@ impl Suppressions {
             self.entries.remove(&oldest);
         }
         let shared: Arc<str> = Arc::from(key);
-        self.by_expiry.insert((until_ms, shared.clone()));
-        self.entries.insert(shared, until_ms);
+        self.by_expiry.insert((entry.until_ms, shared.clone()));
+        self.entries.insert(
+            shared,
+            Entry {
+                until_ms: entry.until_ms,
+                added_ms: entry.added_ms,
+                origin: entry.origin,
+                reason: entry.reason.map(String::into_boxed_str),
+            },
+        );
         true
     }
 
     /// Lifts a suppression. Returns whether there was one.
     pub fn remove(&mut self, tenant: &str, address: &str) -> bool {
         match self.entries.remove_entry(key(tenant, address).as_str()) {
-            Some((shared, until)) => {
-                self.by_expiry.remove(&(until, shared));
+            Some((shared, entry)) => {
+                self.by_expiry.remove(&(entry.until_ms, shared));
                 true
             }
             None => false,
@@ -196,13 +271,16 @@ impl Suppressions {
         let mut out: Vec<Suppression> = self
             .entries
             .iter()
-            .filter(|&(_, &until)| now_ms < until)
-            .filter_map(|(key, &until)| {
+            .filter(|(_, entry)| now_ms < entry.until_ms)
+            .filter_map(|(key, entry)| {
                 let (t, address) = key.split_once('\0')?;
                 tenant.is_none_or(|want| want == t).then(|| Suppression {
                     tenant: t.to_owned(),
                     address: address.to_owned(),
-                    until_ms: until,
+                    until_ms: entry.until_ms,
+                    added_ms: entry.added_ms,
+                    origin: entry.origin,
+                    reason: entry.reason.as_deref().map(str::to_owned),
                 })
             })
             .collect();
@@ -225,8 +303,8 @@ impl Suppressions {
         list.truncate(self.config.max_entries);
         self.entries.clear();
         self.by_expiry.clear();
-        for s in &list {
-            self.add_until(&s.tenant, &s.address, s.until_ms, now_ms);
+        for s in list {
+            self.insert(s, now_ms);
         }
         Ok(self.entries.len())
     }
@@ -238,6 +316,19 @@ mod tests {
 
     const NOW: u64 = 1_795_000_000_000;
     const DAY: u64 = 86_400_000;
+    const BOUNCE: SuppressionOrigin = SuppressionOrigin::Bounce;
+    const MANUAL: SuppressionOrigin = SuppressionOrigin::Manual;
+
+    fn until(tenant: &str, address: &str, until_ms: u64) -> Suppression {
+        Suppression {
+            tenant: tenant.to_owned(),
+            address: address.to_owned(),
+            until_ms,
+            added_ms: NOW,
+            origin: BOUNCE,
+            reason: None,
+        }
+    }
 
     fn list(max_entries: usize) -> Suppressions {
         Suppressions::new(SuppressionConfig {
@@ -249,9 +340,9 @@ mod tests {
     #[test]
     fn suppressions_are_per_tenant_case_insensitive_and_expire() {
         let mut s = list(10);
-        assert!(s.add("acme", "Bob@Example.COM", NOW));
+        assert!(s.add("acme", "Bob@Example.COM", NOW, BOUNCE, None));
         assert!(
-            !s.add("acme", "bob@example.com", NOW + 1),
+            !s.add("acme", "bob@example.com", NOW + 1, BOUNCE, None),
             "already suppressed"
         );
         let table = [
@@ -276,16 +367,43 @@ mod tests {
         assert_eq!(s.purge_expired(NOW + 30 * DAY + 1), 1);
         assert!(s.is_empty());
         // Re-adding after expiry counts as new.
-        s.add("acme", "bob@example.com", NOW);
-        assert!(s.add("acme", "bob@example.com", NOW + 31 * DAY));
+        s.add("acme", "bob@example.com", NOW, BOUNCE, None);
+        assert!(s.add("acme", "bob@example.com", NOW + 31 * DAY, BOUNCE, None));
+    }
+
+    #[test]
+    fn domain_entries_and_every_tenant_entries_apply() {
+        let mut s = list(10);
+        s.add("acme", "Example.NET", NOW, MANUAL, None);
+        s.add("", "all@example.org", NOW, MANUAL, None);
+        s.add("", "blocked.example", NOW, MANUAL, None);
+        let table = [
+            ("acme", "anyone@example.net", true),
+            ("acme", " Someone@EXAMPLE.net", true),
+            ("other", "anyone@example.net", false),
+            ("acme", "anyone@sub.example.net", false),
+            ("acme", "all@example.org", true),
+            ("", "all@example.org", true),
+            ("other", "x@blocked.example", true),
+            ("other", "x@example.org", false),
+            ("acme", "example.net@elsewhere.test", false),
+        ];
+        for (tenant, address, expected) in table {
+            assert_eq!(
+                s.is_suppressed(tenant, address, NOW),
+                expected,
+                "{tenant} {address}"
+            );
+        }
+        assert!(!s.is_suppressed("acme", "anyone@example.net", NOW + 31 * DAY));
     }
 
     #[test]
     fn add_remove_list() {
         let mut s = list(10);
-        s.add("b", "z@example.org", NOW);
-        s.add("a", "y@example.org", NOW);
-        s.add_until("a", "x@example.org", NOW + DAY, NOW);
+        s.add("b", "z@example.org", NOW, BOUNCE, Some("550 5.1.1"));
+        s.add("a", "y@example.org", NOW, MANUAL, Some("asked to stop"));
+        s.insert(until("a", "x@example.org", NOW + DAY), NOW);
         assert_eq!(
             s.list(None, NOW, 10)
                 .iter()
@@ -298,15 +416,20 @@ mod tests {
         assert!(s.remove("a", "Y@example.org"));
         assert!(!s.remove("a", "y@example.org"));
         assert!(!s.is_suppressed("a", "y@example.org", NOW));
-        // A shorter add_until does not shorten a suppression.
-        s.add_until("b", "z@example.org", NOW + 1, NOW);
+        // A shorter insert does not shorten a suppression, nor replace its origin and reason.
+        s.insert(until("b", "z@example.org", NOW + 1), NOW);
         assert!(s.is_suppressed("b", "z@example.org", NOW + DAY));
+        let z = &s.list(Some("b"), NOW, 10)[0];
+        assert_eq!(
+            (z.origin, z.reason.as_deref(), z.added_ms),
+            (BOUNCE, Some("550 5.1.1"), NOW)
+        );
         // Disabled: nothing is added.
         let mut off = Suppressions::new(SuppressionConfig {
             enabled: false,
             ..SuppressionConfig::default()
         });
-        assert!(!off.add("a", "b@c.d", NOW));
+        assert!(!off.add("a", "b@c.d", NOW, MANUAL, None));
         assert!(off.is_empty());
     }
 
@@ -314,7 +437,7 @@ mod tests {
     fn memory_is_bounded_by_evicting_the_oldest() {
         let mut s = list(100);
         for i in 0..250u64 {
-            s.add("t", &format!("user{i}@example.com"), NOW + i);
+            s.add("t", &format!("user{i}@example.com"), NOW + i, BOUNCE, None);
         }
         assert_eq!(s.len(), 100);
         assert_eq!(s.by_expiry.len(), 100);
@@ -326,9 +449,15 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_drop_expired_entries() {
         let mut s = list(10);
-        s.add("acme", "a@example.com", NOW);
-        s.add_until("acme", "b@example.com", NOW + DAY, NOW);
-        s.add_until("", "c@example.com", NOW + 2 * DAY, NOW);
+        s.add(
+            "acme",
+            "a@example.com",
+            NOW,
+            MANUAL,
+            Some("complained by phone"),
+        );
+        s.insert(until("acme", "b@example.com", NOW + DAY), NOW);
+        s.insert(until("", "c@example.com", NOW + 2 * DAY), NOW);
         let bytes = s.snapshot(NOW);
         let mut restored = list(10);
         assert_eq!(restored.restore(&bytes, NOW).unwrap(), 3);
@@ -346,6 +475,18 @@ mod tests {
             list(10)
                 .restore(b"{\"version\":9,\"state\":[]}", NOW)
                 .is_err()
+        );
+        // Entries written before origin and reason existed restore as bounces.
+        let old = format!(
+            "{{\"version\":1,\"state\":[{{\"tenant\":\"\",\"address\":\"d@example.com\",\"until_ms\":{}}}]}}",
+            NOW + DAY
+        );
+        let mut restored_old = list(10);
+        assert_eq!(restored_old.restore(old.as_bytes(), NOW).unwrap(), 1);
+        let d = &restored_old.list(None, NOW, 10)[0];
+        assert_eq!(
+            (d.origin, d.reason.as_deref(), d.added_ms),
+            (BOUNCE, None, 0)
         );
     }
 }

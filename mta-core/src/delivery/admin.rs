@@ -421,9 +421,17 @@ impl AdminBackend for EngineAdmin {
                 .map(|e| Suppression {
                     address: e.address,
                     tenant: (!e.tenant.is_empty()).then_some(e.tenant),
-                    reason: None,
-                    origin: SuppressionOrigin::Bounce,
-                    created_at: time_of(e.until_ms).checked_sub(ttl).unwrap_or(UNIX_EPOCH),
+                    reason: e.reason,
+                    origin: match e.origin {
+                        ipwarm::SuppressionOrigin::Bounce => SuppressionOrigin::Bounce,
+                        ipwarm::SuppressionOrigin::Manual => SuppressionOrigin::Manual,
+                    },
+                    // Entries restored from before `added_ms` was kept: their end less the ttl.
+                    created_at: if e.added_ms > 0 {
+                        time_of(e.added_ms)
+                    } else {
+                        time_of(e.until_ms).checked_sub(ttl).unwrap_or(UNIX_EPOCH)
+                    },
                 })
                 .collect();
             page.sort_by(|a, b| a.address.cmp(&b.address));
@@ -448,7 +456,13 @@ impl AdminBackend for EngineAdmin {
             };
             self.engine.inner.reputation.with_suppressions(|s, now| {
                 for entry in &entries {
-                    if s.add(entry.tenant.as_deref().unwrap_or(""), &entry.address, now) {
+                    if s.add(
+                        entry.tenant.as_deref().unwrap_or(""),
+                        &entry.address,
+                        now,
+                        ipwarm::SuppressionOrigin::Manual,
+                        entry.reason.as_deref(),
+                    ) {
                         change.changed += 1;
                     } else {
                         change.unchanged += 1;
@@ -488,21 +502,26 @@ impl AdminBackend for EngineAdmin {
                 })?,
                 None => Config::embedded_default(),
             };
+            // Always re-read the keys: a key file may have been replaced under the same path.
+            // `Signer::reload` reuses unchanged keys. Built before anything is applied, so a
+            // key that does not load leaves the whole running configuration as it was.
+            let signer = if !new.dkim.is_empty() || !self.signer.current().is_empty() {
+                Some(
+                    self.signer
+                        .current()
+                        .reload(&new.dkim, &new.base_dir)
+                        .map_err(|e| BackendError::Rejected {
+                            reason: e.to_string(),
+                        })?,
+                )
+            } else {
+                None
+            };
             let mut report = self
                 .engine
                 .reload(&new)
                 .map_err(|e| BackendError::Rejected { reason: e })?;
-            // Always re-read the keys: a key file may have been replaced under the same path,
-            // and the engine's configuration is the one the process started with, so it cannot
-            // tell what the previous reload applied. `Signer::reload` reuses unchanged keys.
-            if !new.dkim.is_empty() || !self.signer.current().is_empty() {
-                let signer = self
-                    .signer
-                    .current()
-                    .reload(&new.dkim, &new.base_dir)
-                    .map_err(|e| BackendError::Rejected {
-                        reason: e.to_string(),
-                    })?;
+            if let Some(signer) = signer {
                 self.signer.replace(signer);
                 report.applied.push("dkim".to_owned());
             }
@@ -589,27 +608,40 @@ fn throttle_view(state: &ipwarm::ThrottleState, _now: u64) -> Throttle {
 impl DeliveryEngine {
     /// Applies what can change at run time from a re-read configuration: static routes,
     /// provider shaping (for pools opened from now on; busy pools keep their limits until
-    /// they go idle) and reply classification. Everything else that changed is reported as
-    /// needing a restart.
+    /// they go idle) and reply classification, each when it differs from what is in force
+    /// (the last reload's, or the boot configuration's). Everything else that differs from
+    /// the configuration the process started with is reported as needing a restart. Every
+    /// section is built before any is applied: a refused reload changes nothing.
     pub(crate) fn reload(&self, new: &Config) -> Result<ReloadReport, String> {
         let inner = &self.inner;
         let old = &inner.config;
+        let mut live = inner.live_config.lock().unwrap_or_else(|e| e.into_inner());
         let changed =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let routes = changed(&live.routes, &new.routes)
+            .then(|| super::route::Routes::new(&new.routes))
+            .transpose()?;
+        let shaping = (changed(&live.providers, &new.providers)
+            || live.delivery.default_shaping != new.delivery.default_shaping)
+            .then(|| {
+                super::shaping::ShapingRules::new(
+                    &new.providers,
+                    new.delivery.default_shaping,
+                    inner.rules().default_shaping().clone(),
+                )
+            });
+        let classifier = (changed(&live.classify, &new.classify)
+            || live.classify_builtin != new.classify_builtin)
+            .then(|| ipwarm::Classifier::new(&new.classify, new.classify_builtin))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+
         let mut applied = Vec::new();
-        if changed(&old.routes, &new.routes) {
-            let routes = super::route::Routes::new(&new.routes)?;
+        if let Some(routes) = routes {
             *inner.routes.write().expect("routes lock") = Arc::new(routes);
             applied.push("route".to_owned());
         }
-        if changed(&old.providers, &new.providers)
-            || old.delivery.default_shaping != new.delivery.default_shaping
-        {
-            let rules = super::shaping::ShapingRules::new(
-                &new.providers,
-                new.delivery.default_shaping,
-                inner.rules().default_shaping().clone(),
-            );
+        if let Some(rules) = shaping {
             *inner.rules.write().expect("rules lock") = Arc::new(rules);
             inner
                 .pools
@@ -618,13 +650,11 @@ impl DeliveryEngine {
                 .retain(|_, pool| !pool.is_idle());
             applied.push("provider".to_owned());
         }
-        if changed(&old.classify, &new.classify) || old.classify_builtin != new.classify_builtin {
-            inner
-                .reputation
-                .set_classifier(&new.classify, new.classify_builtin)
-                .map_err(|e| e.to_string())?;
+        if let Some(classifier) = classifier {
+            inner.reputation.set_classifier(classifier);
             applied.push("classify".to_owned());
         }
+        *live = Arc::new(new.clone());
         let mut needs_restart = Vec::new();
         let sections: [(&str, bool); 17] = [
             ("hostname", old.hostname != new.hostname),
@@ -633,7 +663,16 @@ impl DeliveryEngine {
             ("listener", changed(&old.listeners, &new.listeners)),
             ("user", changed(&old.users, &new.users)),
             ("server", changed(&old.server, &new.server)),
-            ("delivery", changed(&old.delivery, &new.delivery)),
+            (
+                "delivery",
+                changed(
+                    &old.delivery,
+                    &crate::config::DeliveryConfig {
+                        default_shaping: old.delivery.default_shaping,
+                        ..new.delivery.clone()
+                    },
+                ),
+            ),
             ("dns", changed(&old.dns, &new.dns)),
             (
                 "delivery_log",

@@ -66,7 +66,11 @@ pub struct DeliveryEngine {
 }
 
 pub(crate) struct Inner {
+    /// The configuration the process started with.
     pub(crate) config: Arc<Config>,
+    /// The configuration whose run-time sections (routes, providers, classification) are in
+    /// force: `config` at start, then each applied reload's.
+    pub(crate) live_config: Mutex<Arc<Config>>,
     pub(crate) spool: Arc<SledSpool>,
     pub(crate) resolver: MxResolver,
     pub(crate) log: DeliveryLog,
@@ -177,6 +181,7 @@ impl DeliveryEngine {
                 tracker: TaskTracker::new(),
                 queued: AtomicU64::new(0),
                 spool,
+                live_config: Mutex::new(config.clone()),
                 config,
             }),
         })

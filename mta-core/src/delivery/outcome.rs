@@ -122,7 +122,7 @@ impl Results {
                 reply: SmtpReply::local(
                     550,
                     (5, 7, 1),
-                    "recipient suppressed after an earlier hard bounce",
+                    "recipient is on the suppression list (an earlier hard bounce or the operator)",
                 ),
                 class: Some(SUPPRESSED),
             });

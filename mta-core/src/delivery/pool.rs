@@ -504,11 +504,11 @@ impl Pool {
         if let Some(change) = &reaction.change {
             debug!(source = %self.key.source, site = %self.key.site, ?change, "throttle changed");
         }
-        for (&i, class) in indices.iter().zip(&classes) {
+        for ((&i, class), reply) in indices.iter().zip(&classes).zip(&replies) {
             if class.suppresses_recipient() {
                 inner
                     .reputation
-                    .suppress(tenant, &envelope.recipients[i].address);
+                    .suppress(tenant, &envelope.recipients[i].address, reply);
             }
         }
         let mut results = Results::classified(&indices, replies, &classes, reaction.retry_at);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use ipwarm::{
     Class, Classifier, Decision, Egress, EnhancedCode, KeyState, Limits, Permit, Reaction, Source,
-    StartLimits, Suppressions,
+    StartLimits, SuppressionOrigin, Suppressions,
 };
 use tracing::{info, warn};
 
@@ -152,14 +152,8 @@ impl Reputation {
     }
 
     /// Replaces the classification rules (configuration reload).
-    pub(crate) fn set_classifier(
-        &self,
-        rules: &[ipwarm::RuleConfig],
-        builtin: bool,
-    ) -> Result<(), ipwarm::IpwarmError> {
-        let classifier = Classifier::new(rules, builtin)?;
+    pub(crate) fn set_classifier(&self, classifier: Classifier) {
         *self.classifier.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(classifier);
-        Ok(())
     }
 
     /// Feeds a message's outcome to the throttles; `retry_at` in the reaction is the time
@@ -185,10 +179,19 @@ impl Reputation {
             .is_suppressed(tenant.unwrap_or(""), address, now_ms())
     }
 
-    /// Suppresses a recipient after a bad-mailbox bounce.
-    pub(crate) fn suppress(&self, tenant: Option<&str>, address: &str) {
-        self.suppressions()
-            .add(tenant.unwrap_or(""), address, now_ms());
+    /// Suppresses a recipient after a bad-mailbox bounce; the reply's codes are its reason.
+    pub(crate) fn suppress(&self, tenant: Option<&str>, address: &str, reply: &SmtpReply) {
+        let reason = match &reply.enhanced {
+            Some(enhanced) => format!("{} {enhanced}", reply.code),
+            None => reply.code.to_string(),
+        };
+        self.suppressions().add(
+            tenant.unwrap_or(""),
+            address,
+            now_ms(),
+            SuppressionOrigin::Bounce,
+            Some(&reason),
+        );
     }
 
     /// Address to bind and EHLO name for a source (the defaults fill what it leaves unset).

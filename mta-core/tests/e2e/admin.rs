@@ -34,7 +34,7 @@ async fn ctl(world: &World, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-async fn ctl_json(world: &World, args: &[&str]) -> serde_json::Value {
+pub async fn ctl_json(world: &World, args: &[&str]) -> serde_json::Value {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let (ok, out, err) = ctl(world, &full).await;
@@ -185,15 +185,17 @@ async fn every_ctl_command_works_against_a_running_mta() {
             "blocked@stuck.test",
             "--tenant",
             "acme",
+            "--reason",
+            "asked to stop",
         ],
     )
     .await;
     assert!(ok, "{err}");
     let suppressions = ctl_json(&world, &["suppressions"]).await;
-    assert!(
-        suppressions.to_string().contains("blocked@stuck.test"),
-        "{suppressions}"
-    );
+    let entry = &suppressions["entries"][0];
+    assert_eq!(entry["address"], "blocked@stuck.test", "{suppressions}");
+    assert_eq!(entry["origin"], "manual", "{suppressions}");
+    assert_eq!(entry["reason"], "asked to stop", "{suppressions}");
     let (ok, _, err) = ctl(
         &world,
         &[
@@ -347,4 +349,68 @@ async fn ctl_says_clearly_when_the_daemon_is_not_running() {
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("cannot reach the MTA"), "{err}");
+}
+
+/// A reload applies what differs from what is in force, not from the boot configuration:
+/// changing a route and then changing it back routes by the original again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_changes_against_the_last_reload() {
+    let mut world = World::new(Records::new()).await;
+    let first = world.sink(3, SinkConfig::default()).await;
+    let second = world.sink(4, SinkConfig::default()).await;
+    let route = |last: u8| {
+        format!(
+            "[[route]]\ndomains = [\"routed.test\"]\nsmarthost = \"127.0.0.{last}:{}\"\n",
+            world.port
+        )
+    };
+    let (to_first, to_second) = (route(3), route(4));
+    world.start_from_file(&to_first, "").await;
+
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(reload["applied"], serde_json::json!([]), "{reload}");
+    assert_eq!(reload["needs_restart"], serde_json::json!([]), "{reload}");
+
+    world.write_config(&to_second, "");
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(reload["applied"], serde_json::json!(["route"]), "{reload}");
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(reload["applied"], serde_json::json!([]), "{reload}");
+
+    // Back to the boot configuration's route: it differs from the one in force.
+    world.write_config(&to_first, "");
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(reload["applied"], serde_json::json!(["route"]), "{reload}");
+    world
+        .send(
+            "sender@sender.test",
+            &["u@routed.test"],
+            "Subject: routed\r\n\r\nx\r\n",
+        )
+        .await;
+    first
+        .wait_for_messages(1, WAIT)
+        .await
+        .expect("routed by the restored route");
+    assert_eq!(second.counters().transactions, 0);
+
+    // Sections that need a restart are reported against the running (boot) configuration,
+    // and a live default_shaping change is not one of them.
+    world.write_config(&to_first, "default_shaping = false\nmax_age = \"2d\"");
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(
+        reload["applied"],
+        serde_json::json!(["provider"]),
+        "{reload}"
+    );
+    assert_eq!(
+        reload["needs_restart"],
+        serde_json::json!(["delivery"]),
+        "{reload}"
+    );
+    world.write_config(&to_first, "default_shaping = false");
+    let reload = ctl_json(&world, &["reload"]).await;
+    assert_eq!(reload["applied"], serde_json::json!([]), "{reload}");
+    assert_eq!(reload["needs_restart"], serde_json::json!([]), "{reload}");
+    world.stop().await;
 }

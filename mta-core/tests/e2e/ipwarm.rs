@@ -238,6 +238,23 @@ async fn a_hard_bounce_suppresses_the_address_for_its_tenant() {
         })
         .await;
     assert_eq!(events(&log, "Bounce", "gone@isp.test").len(), 2);
+    let suppressions = crate::admin::ctl_json(&world, &["suppressions"]).await;
+    let entry = &suppressions["entries"][0];
+    assert_eq!(
+        (
+            &entry["address"],
+            &entry["tenant"],
+            &entry["origin"],
+            &entry["reason"]
+        ),
+        (
+            &serde_json::json!("gone@isp.test"),
+            &serde_json::json!("acme"),
+            &serde_json::json!("bounce"),
+            &serde_json::json!("550 5.1.1")
+        ),
+        "{suppressions}"
+    );
     assert_eq!(
         sink.counters().transactions,
         transactions,

@@ -87,6 +87,26 @@ impl World {
         );
     }
 
+    /// Writes the configuration to a file and starts the MTA from it, so a reload re-reads
+    /// that file; returns its path.
+    pub async fn start_from_file(&mut self, extra: &str, delivery: &str) -> PathBuf {
+        let path = self.dir.path().join("mta.toml");
+        self.write_config(extra, delivery);
+        let config = Config::from_file(&path).expect("config file");
+        self.mta = Some(
+            mta_core::lifecycle::start(config, Some(path.clone()))
+                .await
+                .expect("start mta"),
+        );
+        path
+    }
+
+    /// (Re)writes the configuration file `start_from_file` made.
+    pub fn write_config(&self, extra: &str, delivery: &str) {
+        let path = self.dir.path().join("mta.toml");
+        std::fs::write(&path, self.config_text(extra, delivery)).expect("write config");
+    }
+
     pub fn running(&self) -> &Running {
         self.mta.as_ref().expect("started")
     }

@@ -564,7 +564,7 @@ async fn reload_and_health() {
     let out = ctl(&h, &["reload"]).await.unwrap();
     assert_eq!(
         out,
-        "configuration reloaded\napplied:\n  provider gmail: max_connections 5 -> 3\nneeds a restart to take effect:\n  listener[0].address\n"
+        "configuration reloaded\napplied:\n  route\n  provider\n  dkim\nneeds a restart to take effect:\n  listener\n"
     );
     h.backend
         .set_reload(Err("listener[0]: unknown field `adress`".to_owned()));

@@ -508,7 +508,7 @@ async fn reload_reports_or_refuses() {
     let (status, report): (u16, ReloadReport) =
         call(&h.unix(), Method::POST, "/v1/reload", None).await;
     assert_eq!(status, 200);
-    assert_eq!(report.needs_restart, ["listener[0].address"]);
+    assert_eq!(report.needs_restart, ["listener"]);
     h.backend
         .set_reload(Err("listener[0]: unknown field `adress`".to_owned()));
     let (status, text) = error(&h.unix(), Method::POST, "/v1/reload", None).await;

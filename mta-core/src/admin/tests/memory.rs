@@ -154,8 +154,8 @@ impl MemoryBackend {
                 suppressions: BTreeMap::new(),
                 actions: Vec::new(),
                 reload: Ok(ReloadReport {
-                    applied: vec!["provider gmail: max_connections 5 -> 3".to_owned()],
-                    needs_restart: vec!["listener[0].address".to_owned()],
+                    applied: vec!["route".to_owned(), "provider".to_owned(), "dkim".to_owned()],
+                    needs_restart: vec!["listener".to_owned()],
                 }),
                 health: Health::from_components(
                     "0.1.0",

@@ -71,9 +71,11 @@ pub struct BounceResult {
 /// The response of `POST /v1/reload`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadReport {
-    /// What the reload changed in the running MTA (`"provider gmail: max_connections 5 -> 3"`).
+    /// The sections the reload applied to the running MTA (`"route"`, `"provider"`,
+    /// `"classify"`, `"dkim"`).
     pub applied: Vec<String>,
-    /// Changes in the file that take a restart (`"listener[0].address"`).
+    /// The sections that differ from the running configuration and take a restart
+    /// (`"listener"`).
     pub needs_restart: Vec<String>,
 }
 
