@@ -227,8 +227,12 @@ fn block_on_spool<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Handle::current().block_on(future)
 }
 
+/// How long a start waits for a spool another process still holds.
+const SPOOL_LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// Opens (or creates) the spool without reading its content: `recover_queue` does that
-/// while the server runs.
+/// while the server runs. A spool still locked by an exiting instance is waited for, up to
+/// `SPOOL_LOCK_WAIT`.
 pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
     let path = config.spool.path.clone();
     std::fs::create_dir_all(&path)
@@ -240,10 +244,26 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
         ..Default::default()
     };
     let open_path = path.clone();
-    let spool = tokio::task::spawn_blocking(move || SledSpool::open_lazy(open_path, spool_config))
-        .await
-        .context("spool open task")?
-        .with_context(|| format!("opening spool {}", path.display()))?;
+    let spool = tokio::task::spawn_blocking(move || {
+        // A previous instance that is still exiting (a quick restart) holds the lock for a
+        // moment: wait for it, boundedly, rather than fail the start.
+        let deadline = std::time::Instant::now() + SPOOL_LOCK_WAIT;
+        let mut warned = false;
+        loop {
+            match SledSpool::open_lazy(&open_path, spool_config.clone()) {
+                Err(queue::SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    if !std::mem::replace(&mut warned, true) {
+                        warn!(path = %open_path.display(), wait = ?SPOOL_LOCK_WAIT, "spool locked by another process; waiting");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                result => return result,
+            }
+        }
+    })
+    .await
+    .context("spool open task")?
+    .with_context(|| format!("opening spool {}", path.display()))?;
     info!(path = %path.display(), "spool open");
     Ok(Arc::new(spool))
 }

@@ -27,6 +27,12 @@ pub enum SpoolError {
         #[source]
         source: io::Error,
     },
+    /// Another process (or, for a moment after closing, this one) holds the spool's lock.
+    #[error("the spool at {path} is locked by another process (is another instance running?)")]
+    Locked {
+        /// The directory given to `open`.
+        path: PathBuf,
+    },
     /// The spool was created by a newer (or unknown) version of this crate.
     #[error("spool layout version {found} is not supported (this build reads version {supported})")]
     UnsupportedLayout {

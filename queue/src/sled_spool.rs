@@ -114,7 +114,15 @@ impl SledSpool {
             // The committer flushes after every batch; a timer flush would only add syncs.
             .flush_every_ms(None)
             .open()
-            .map_err(sled_error)?;
+            .map_err(|e| match e {
+                // sled reports its lock as an untyped I/O error with this text.
+                sled::Error::Io(ref io) if io.to_string().starts_with("could not acquire lock") => {
+                    SpoolError::Locked {
+                        path: path.to_owned(),
+                    }
+                }
+                e => sled_error(e),
+            })?;
         match db.get(LAYOUT_KEY).map_err(sled_error)? {
             None => {
                 db.insert(LAYOUT_KEY, &[LAYOUT_VERSION][..])

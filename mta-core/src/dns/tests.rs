@@ -554,14 +554,14 @@ async fn plans_are_cached_no_longer_than_their_ttl() {
         "short.test",
         10,
         "mx1.test",
-        1,
+        2,
     ))
     .await;
     let resolver = dns.resolver(|c| c.max_ttl = Duration::from_secs(3600));
     resolver.resolve("short.test").await.unwrap();
     resolver.resolve("short.test").await.unwrap();
     assert_eq!(dns.queries("short.test", RecordType::MX), 1);
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
     resolver.resolve("short.test").await.unwrap();
     assert_eq!(dns.queries("short.test", RecordType::MX), 2);
 }
@@ -592,7 +592,12 @@ async fn concurrent_resolutions_of_one_domain_share_one_query() {
         assert_eq!(names(&result.unwrap().unwrap()), ["mx1.test"]);
     }
     assert_eq!(resolver.resolutions(), 1, "twenty callers, one resolution");
-    assert_eq!(dns.queries("busy.test", RecordType::MX), 1);
+    // One resolution sends one MX query; hickory resends a UDP query that waits long (3
+    // queries reach the server when the answer takes 700 ms), which a stalled machine
+    // could cause, so the server's count is bounded, not exact. Without coalescing it
+    // would be 20.
+    let mx_queries = dns.queries("busy.test", RecordType::MX);
+    assert!((1..=3).contains(&mx_queries), "{mx_queries} MX queries");
     assert_eq!(dns.queries("mx1.test", RecordType::A), 1);
     assert_eq!(resolver.cached_domains(), 0, "TTL 0: nothing kept");
     // And nothing is left in flight: the next call resolves again.

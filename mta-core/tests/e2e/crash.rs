@@ -102,10 +102,13 @@ async fn inject_to(addr: SocketAddr, client: usize, max: usize, domain: &str, ac
 async fn every_acknowledged_message_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // Deliveries go to a port where nothing listens: every message stays queued.
+    // Deliveries go to a port where nothing listens: every message stays queued. The port
+    // is held (bound, not listening) for the whole test, so no other test can take it.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let route = format!(
         "[[route]]\ndomains = [\"*\"]\nsmarthost = \"127.0.0.1:{}\"\n",
-        free_port()
+        refusing.local_addr().unwrap().port()
     );
     let config = write_config(dir.path(), port, &route);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

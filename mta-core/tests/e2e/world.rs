@@ -136,10 +136,11 @@ impl World {
         self.dir.path().join("log").join("delivery.jsonl")
     }
 
-    /// The delivery log's records so far.
+    /// The delivery log's records so far (a last line still being written is left out).
     pub fn log(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        complete
             .lines()
             .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
             .collect()

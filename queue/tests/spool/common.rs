@@ -108,7 +108,8 @@ pub(crate) fn while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Re
         match open() {
             Ok(value) => return value,
             Err(e)
-                if e.to_string().contains("could not acquire lock")
+                if (e.to_string().contains("could not acquire lock")
+                    || e.to_string().contains("is locked by another process"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));

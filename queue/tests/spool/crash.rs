@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use queue::{MessageId, SledSpool, Spool, SpoolConfig};
+use queue::{MessageId, Spool};
 
 use crate::common::{TempDir, body_for, envelope_for, open, runtime};
 
@@ -25,7 +25,8 @@ const PER_WORKER: usize = 2_000;
 #[ignore = "run as a child process by sigkill_mid_stream_loses_no_acknowledged_message"]
 fn crash_writer() {
     let dir = std::env::var_os(DIR_VAR).expect("run by the sigkill test, which sets the spool");
-    let (spool, _) = SledSpool::open(dir, SpoolConfig::default()).unwrap();
+    // The parent may have had the spool open a moment ago: wait for its lock.
+    let (spool, _) = open(std::path::Path::new(&dir));
     let spool = Arc::new(spool);
     let out = Arc::new(Mutex::new(std::io::stdout()));
     runtime().block_on(async {

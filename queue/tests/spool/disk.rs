@@ -42,12 +42,13 @@ fn space_is_reclaimed_after_remove() {
     assert!(peak < BOUND, "directory grew to {peak} bytes: {sizes:?}");
     eprintln!("directory sizes per round: {sizes:?}");
     assert!(peak < written, "no space reclaimed: {sizes:?}");
-    // No growth trend: the second half peaks no higher than the first half plus 4 segments.
+    // No growth trend: the second half peaks no higher than the first half plus 8 segments
+    // (reclamation runs on the engine's own threads and may lag on a loaded machine).
     let (first, second) = sizes.split_at(ROUNDS / 2);
     let first_peak = first.iter().copied().max().unwrap_or(0);
     let second_peak = second.iter().copied().max().unwrap_or(0);
     assert!(
-        second_peak <= first_peak + (2 << 20),
+        second_peak <= first_peak + (4 << 20),
         "still growing: {sizes:?}"
     );
 }

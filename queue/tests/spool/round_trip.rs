@@ -151,7 +151,10 @@ fn open_errors_table() {
 
     // The directory is locked by the open spool.
     let second = SledSpool::open(dir.spool(), SpoolConfig::default());
-    assert!(matches!(second, Err(SpoolError::Open { .. })), "{second:?}");
+    assert!(
+        matches!(second, Err(SpoolError::Locked { .. })),
+        "{second:?}"
+    );
     drop(spool);
 
     let invalid = SpoolConfig {
