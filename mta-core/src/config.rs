@@ -660,13 +660,14 @@ impl Config {
     }
 }
 
-/// Durations written as `"30s"`, `"5m"`, `"4h"`, `"5d"` (humantime syntax).
-mod duration {
+/// Durations written as `"30s"`, `"5m"`, `"4h"`, `"5d"` (humantime syntax), for every
+/// section of the configuration.
+pub(crate) mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }

@@ -28,7 +28,7 @@ pub struct DnsConfig {
     #[serde(default)]
     pub nameservers: Vec<SocketAddr>,
     /// How long one query waits for an answer (over all the name servers it tries).
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
     /// Tries per query, the first one included (at least 1). A timed-out or failed query is
     /// sent again; NXDOMAIN and NODATA answers are final and never retried.
@@ -39,22 +39,22 @@ pub struct DnsConfig {
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
     /// Shortest time a plan is cached, even if its records' TTL is shorter.
-    #[serde(default = "default_min_ttl", with = "duration")]
+    #[serde(default = "default_min_ttl", with = "crate::config::duration")]
     pub min_ttl: Duration,
     /// Longest time a plan is cached, even if its records' TTL is longer.
-    #[serde(default = "default_max_ttl", with = "duration")]
+    #[serde(default = "default_max_ttl", with = "crate::config::duration")]
     pub max_ttl: Duration,
     /// Shortest time a negative answer (NXDOMAIN, no records, no usable host) is cached;
     /// also used when the answer carries no SOA to take a negative TTL from (RFC 2308).
-    #[serde(default = "default_negative_min_ttl", with = "duration")]
+    #[serde(default = "default_negative_min_ttl", with = "crate::config::duration")]
     pub negative_min_ttl: Duration,
     /// Longest time a negative answer is cached (RFC 2308 section 5 suggests 1 to 3 hours).
-    #[serde(default = "default_negative_max_ttl", with = "duration")]
+    #[serde(default = "default_negative_max_ttl", with = "crate::config::duration")]
     pub negative_max_ttl: Duration,
     /// How long a transient failure (timeout, SERVFAIL, network error) is remembered, so a
     /// broken domain is not asked again for every queued message (RFC 2308 section 7 allows
     /// up to 5 minutes). `"0s"` disables it.
-    #[serde(default = "default_error_ttl", with = "duration")]
+    #[serde(default = "default_error_ttl", with = "crate::config::duration")]
     pub error_ttl: Duration,
 }
 
@@ -124,18 +124,6 @@ fn default_negative_max_ttl() -> Duration {
 }
 fn default_error_ttl() -> Duration {
     Duration::from_secs(30)
-}
-
-/// Durations written as `"30s"`, `"5m"`, `"1d"` (humantime syntax).
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
