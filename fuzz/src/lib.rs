@@ -1,6 +1,6 @@
-//! Helpers shared by the smtp-proto fuzz targets: cutting an input into the chunks that reads
-//! would deliver, and small, obviously-correct reference functions the targets compare the
-//! real code against.
+//! Helpers shared by the fuzz targets: cutting an input into the chunks that reads would
+//! deliver, and small, obviously-correct reference functions the targets compare the real
+//! code against.
 //!
 //! Every structured target reads a fixed-size header (an `Arbitrary` struct made only of
 //! fixed-size fields) from the front of the input and uses the rest as wire bytes, so a seed
@@ -108,6 +108,57 @@ pub fn normalize_line_ends(body: &[u8]) -> Vec<u8> {
         }
     }
     if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The body of a message with CRLF line ends: what follows its first empty line (or nothing,
+/// when it has none).
+pub fn dkim_body(message: &[u8]) -> &[u8] {
+    if let Some(body) = message.strip_prefix(b"\r\n") {
+        return body;
+    }
+    match find_all(message, b"\r\n\r\n").first() {
+        Some(&at) => &message[at + 4..],
+        None => &[],
+    }
+}
+
+/// DKIM's relaxed body canonicalization (RFC 6376 section 3.4.4), written as the RFC reads,
+/// for a body whose line ends are all CRLF: in each line, runs of SP and HTAB become one SP
+/// and trailing ones go; empty lines at the end go; every remaining line ends in CRLF (so an
+/// unterminated last line gets one, and an empty result stays empty).
+pub fn dkim_relaxed_body(body: &[u8]) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (line, next) = match find_all(rest, b"\r\n").first() {
+            Some(&at) => (&rest[..at], &rest[at + 2..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let mut reduced = Vec::with_capacity(line.len());
+        let mut in_space = false;
+        for &b in line {
+            if b == b' ' || b == b'\t' {
+                in_space = true;
+            } else {
+                if in_space {
+                    reduced.push(b' ');
+                }
+                in_space = false;
+                reduced.push(b);
+            }
+        }
+        lines.push(reduced);
+        rest = next;
+    }
+    while lines.last().is_some_and(Vec::is_empty) {
+        lines.pop();
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    for line in lines {
+        out.extend_from_slice(&line);
         out.extend_from_slice(b"\r\n");
     }
     out
