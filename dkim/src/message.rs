@@ -49,42 +49,34 @@ pub(crate) struct Parsed<'a> {
     pub(crate) body: &'a [u8],
 }
 
-/// Splits `message` into header fields and body.
+/// Splits `message` into header fields and body. Fields are found by
+/// [`smtp_proto::header::fields`] (the server's walker); one that starts with white space or
+/// has no name is skipped.
 pub(crate) fn parse(message: &[u8]) -> Parsed<'_> {
     let mut fields = Vec::with_capacity(24);
-    let mut pos = 0;
-    let line_end =
-        |from: usize| memchr(b'\n', &message[from..]).map_or(message.len(), |i| from + i + 1);
-    while pos < message.len() {
-        let end = line_end(pos);
-        let line = &message[pos..end];
-        if line == b"\r\n" || line == b"\n" {
-            return Parsed {
-                fields,
-                body: &message[end..],
-            };
+    let mut walker = smtp_proto::header::fields(message);
+    for field in walker.by_ref() {
+        if matches!(message[field.range.start], b' ' | b'\t') {
+            continue;
         }
-        // A field: this line and its continuation lines.
-        let start = pos;
-        let mut field_end = end;
-        while field_end < message.len() && matches!(message[field_end], b' ' | b'\t') {
-            field_end = line_end(field_end);
+        let (Some(name), Some(value)) = (field.name(message), field.raw_value(message)) else {
+            continue;
+        };
+        let name = trim_end(name);
+        if !name.is_empty() {
+            fields.push((name, value));
         }
-        let field = &message[start..field_end];
-        if !matches!(field[0], b' ' | b'\t')
-            && let Some(colon) = memchr(b':', field)
-        {
-            let name = trim_end(&field[..colon]);
-            if !name.is_empty() {
-                fields.push((name, &field[colon + 1..]));
-            }
-        }
-        pos = field_end;
     }
-    Parsed {
-        fields,
-        body: &message[message.len()..],
-    }
+    // The section ends at its empty line (CRLF or a lone LF), or at the end of the message.
+    let rest = &message[walker.section_end()..];
+    let body = if let Some(body) = rest.strip_prefix(b"\r\n") {
+        body
+    } else if let Some(body) = rest.strip_prefix(b"\n") {
+        body
+    } else {
+        &rest[rest.len()..]
+    };
+    Parsed { fields, body }
 }
 
 fn trim_end(bytes: &[u8]) -> &[u8] {

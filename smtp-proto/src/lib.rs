@@ -6,6 +6,7 @@
 //!   EHLO replies; [`write_reply`] renders a server reply.
 //! - [`DataReceiver`] decodes DATA content (end at `CRLF.CRLF` only, dot un-stuffing, bare CR
 //!   and LF refused); [`BdatReceiver`] reads BDAT chunks; [`DotStuffer`] encodes a body for DATA.
+//! - [`header`] walks the header section of a received message and removes fields from it.
 //!
 //! Nothing here does I/O, spawns, sleeps or reads the clock. Limits are those of RFC 5321
 //! section 4.5.3.1 ([`limits`]). Errors ([`error`]) are typed so the server can choose the reply
@@ -42,6 +43,7 @@ mod command;
 mod data;
 mod ehlo;
 pub mod error;
+pub mod header;
 pub mod limits;
 pub mod params;
 mod parser;

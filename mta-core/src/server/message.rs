@@ -7,8 +7,6 @@
 
 use std::time::SystemTime;
 
-use memchr::memchr;
-
 /// Longest tag value we accept from an `X-MTA-*` header.
 const MAX_TAG_LEN: usize = 128;
 
@@ -44,76 +42,28 @@ pub(crate) fn take_control_headers(
     start: usize,
 ) -> Result<ControlTags, BadControlHeader> {
     let mut tags = ControlTags::default();
-    let mut remove: Vec<(usize, usize)> = Vec::new();
-    let mut pos = start;
-    // Walk header fields (a field is its first line plus continuation lines).
-    while pos < body.len() {
-        let line_end = memchr(b'\n', &body[pos..]).map_or(body.len(), |i| pos + i + 1);
-        if body[pos..line_end].starts_with(b"\r\n") || body[pos..line_end] == *b"\n" {
-            break; // the empty line: end of the header section
-        }
-        let mut field_end = line_end;
-        while field_end < body.len() && matches!(body[field_end], b' ' | b'\t') {
-            field_end = memchr(b'\n', &body[field_end..]).map_or(body.len(), |i| field_end + i + 1);
-        }
-        let field = &body[pos..field_end];
-        if let Some(colon) = memchr(b':', field) {
-            let name = &field[..colon];
-            if let Some(index) = CONTROL_HEADERS
-                .iter()
-                .position(|h| h.as_bytes().eq_ignore_ascii_case(name))
-            {
-                let header = CONTROL_HEADERS[index];
-                let value = unfold(&field[colon + 1..]);
-                let mut valid = !value.is_empty()
-                    && value.len() <= MAX_TAG_LEN
-                    && value.bytes().all(|b| b.is_ascii_graphic());
-                let slot = match index {
-                    0 => &mut tags.tenant,
-                    1 => &mut tags.campaign,
-                    2 => &mut tags.pool,
-                    _ => {
-                        valid &= ["high", "normal", "bulk"]
-                            .iter()
-                            .any(|p| p.eq_ignore_ascii_case(&value));
-                        &mut tags.priority
-                    }
-                };
-                if !valid || slot.is_some() {
-                    return Err(BadControlHeader(header));
-                }
-                *slot = Some(value);
-                remove.push((pos, field_end));
+    for (index, value) in smtp_proto::header::remove_fields(body, start, &CONTROL_HEADERS) {
+        let header = CONTROL_HEADERS[index];
+        let mut valid = !value.is_empty()
+            && value.len() <= MAX_TAG_LEN
+            && value.bytes().all(|b| b.is_ascii_graphic());
+        let slot = match index {
+            0 => &mut tags.tenant,
+            1 => &mut tags.campaign,
+            2 => &mut tags.pool,
+            _ => {
+                valid &= ["high", "normal", "bulk"]
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(&value));
+                &mut tags.priority
             }
+        };
+        if !valid || slot.is_some() {
+            return Err(BadControlHeader(header));
         }
-        pos = field_end;
+        *slot = Some(value);
     }
-    remove_ranges(body, &remove);
     Ok(tags)
-}
-
-/// The value of a header field without line breaks and surrounding white space.
-fn unfold(raw: &[u8]) -> String {
-    let text: Vec<u8> = raw
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
-    String::from_utf8_lossy(&text).trim().to_owned()
-}
-
-/// Removes the sorted, disjoint `ranges` from `body` with one pass of moves.
-fn remove_ranges(body: &mut Vec<u8>, ranges: &[(usize, usize)]) {
-    if ranges.is_empty() {
-        return;
-    }
-    let mut write = ranges[0].0;
-    for (i, &(_, end)) in ranges.iter().enumerate() {
-        let next = ranges.get(i + 1).map_or(body.len(), |r| r.0);
-        body.copy_within(end..next, write);
-        write += next - end;
-    }
-    body.truncate(write);
 }
 
 /// What a `Received:` header says about the session.
