@@ -1,6 +1,7 @@
 //! What happens after an attempt: each recipient's reply decides its state (delivered,
-//! bounced, expired, or retried later); the envelope is rewritten (or the message removed
-//! when nothing is pending); failures owed a DSN get one; every event is logged.
+//! bounced, expired, or retried later; a 5xx that blames the sending IP, such as a block
+//! listing, is retried, not bounced); the envelope is rewritten (or the message removed when
+//! nothing is pending); failures owed a DSN get one; every event is logged.
 //!
 //! Invariants: updates of one message are serialised (a message with recipients at several
 //! domains has several jobs in flight); a DSN is durable in the spool before the original
@@ -49,6 +50,10 @@ struct Item {
     reply: SmtpReply,
     /// The reply's class (`ipwarm`), for the log.
     class: Option<&'static str>,
+    /// The class blames the sending IP, not the recipient (a block or block listing): a
+    /// permanent reply is retried (from another source, or after the suspension it caused)
+    /// instead of bounced.
+    blames_source: bool,
 }
 
 /// The reply for each recipient (by envelope index) of one attempt.
@@ -79,6 +84,7 @@ impl Results {
                     index,
                     reply: reply.clone(),
                     class: None,
+                    blames_source: false,
                 })
                 .collect(),
         )
@@ -99,6 +105,7 @@ impl Results {
                 index,
                 reply,
                 class: Some(class.as_str()),
+                blames_source: class.blames_source(),
             })
             .collect();
         Results {
@@ -125,6 +132,7 @@ impl Results {
                     "recipient is on the suppression list (an earlier hard bounce or the operator)",
                 ),
                 class: Some(SUPPRESSED),
+                blames_source: false,
             });
         }
     }
@@ -164,6 +172,7 @@ impl DeliveryEngine {
             index,
             reply,
             class,
+            blames_source,
         } in results.items
         {
             let Some(recipient) = envelope.recipients.get_mut(index) else {
@@ -177,7 +186,7 @@ impl DeliveryEngine {
             let kind = if reply.is_success() {
                 recipient.state = RecipientState::Delivered;
                 EventKind::Delivery
-            } else if reply.is_permanent() {
+            } else if reply.is_permanent() && !blames_source {
                 recipient.state = RecipientState::Failed;
                 failures.push(Failure {
                     index,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::dns::Records;
-use benches::sink::{BlockRule, RateLimit, Rule, SinkConfig};
+use benches::sink::{BlockRule, RateLimit, ReplySpec, Rule, SinkConfig};
 
 use crate::world::{World, events};
 
@@ -297,5 +297,68 @@ async fn a_hard_bounce_suppresses_the_address_for_its_tenant() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    world.stop().await;
+}
+
+/// A 5xx block of the sending IP is the IP's problem, not the recipient's: the recipient is
+/// retried after the suspension the block caused, and delivered, never bounced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_ip_block_is_retried_not_bounced() {
+    let mut r = Records::new();
+    r.mx("isp.test", 10, "mx.isp.test")
+        .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let sink = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![
+                    Rule::defer_first_attempts(1).with_reply(
+                        ReplySpec::parse(
+                            "550 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org",
+                        )
+                        .unwrap(),
+                    ),
+                ],
+                ..Default::default()
+            },
+        )
+        .await;
+    world
+        .start(
+            "[reputation]\nsuspend_initial = \"1s\"\nsuspend_max = \"2s\"\n",
+            "bounces = false",
+        )
+        .await;
+    let id = world
+        .send(
+            "bulk@sender.test",
+            &["someone@isp.test"],
+            "Subject: blocked\r\n\r\nx\r\n",
+        )
+        .await;
+    if sink.wait_for_messages(1, WAIT).await.is_err() {
+        panic!(
+            "not delivered after the block: {:#?} {:?}",
+            world.log(),
+            sink.counters()
+        );
+    }
+    world.wait_removed(id).await;
+    let log = world
+        .wait_log("the delivery", |r| {
+            r["type"] == "Delivery" && r["recipient"] == "someone@isp.test"
+        })
+        .await;
+    let deferred = events(&log, "TransientFailure", "someone@isp.test");
+    assert_eq!(deferred[0]["reply_code"], 550, "{log:#?}");
+    assert!(
+        ["reputation_block", "blocklisted"].contains(&deferred[0]["class"].as_str().unwrap()),
+        "{log:#?}"
+    );
+    assert!(
+        events(&log, "Bounce", "someone@isp.test").is_empty(),
+        "{log:#?}"
+    );
     world.stop().await;
 }
