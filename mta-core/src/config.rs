@@ -237,6 +237,10 @@ pub struct ServerConfig {
     /// How long sessions may take to finish after SIGTERM before the process exits anyway.
     #[serde(default = "default_shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
+    /// Most `Received:` fields a message may arrive with; one that has more is refused with
+    /// `554 5.4.6` (a mail loop, RFC 5321 section 6.3).
+    #[serde(default = "default_max_hops")]
+    pub max_hops: usize,
 }
 
 impl Default for ServerConfig {
@@ -244,6 +248,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_connections: default_max_connections(),
             shutdown_grace: default_shutdown_grace(),
+            max_hops: default_max_hops(),
         }
     }
 }
@@ -366,6 +371,9 @@ fn default_max_connections() -> usize {
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(30)
+}
+fn default_max_hops() -> usize {
+    50
 }
 fn default_listeners() -> Vec<ListenerConfig> {
     vec![ListenerConfig::new(
@@ -559,6 +567,9 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.max_hops == 0 {
+            return Err(invalid("server.max_hops", "must be at least 1"));
         }
         let d = &self.delivery;
         if d.retry_initial.is_zero() || d.retry_max < d.retry_initial {

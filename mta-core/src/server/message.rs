@@ -66,6 +66,18 @@ pub(crate) fn take_control_headers(
     Ok(tags)
 }
 
+/// How many `Received:` fields the header section of `body[start..]` has (each MTA on the
+/// way adds one: a count past the hop limit means a mail loop).
+pub(crate) fn received_count(body: &[u8], start: usize) -> usize {
+    let section = &body[start..];
+    smtp_proto::header::fields(section)
+        .filter(|f| {
+            f.name(section)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"Received"))
+        })
+        .count()
+}
+
 /// What a `Received:` header says about the session.
 pub(crate) struct ReceivedInfo<'a> {
     /// The client's HELO/EHLO name.
@@ -109,6 +121,14 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn received_fields_are_counted_in_the_header_section_only() {
+        let body = b"Received: by us\r\nreceived: from a\r\n\tby b\r\nReceived-SPF: pass\r\nSubject: x\r\nRECEIVED:from c\r\n\r\nReceived: in the body\r\n";
+        assert_eq!(received_count(body, 0), 3);
+        assert_eq!(received_count(body, 17), 2, "after our own");
+        assert_eq!(received_count(b"Subject: none\r\n\r\n", 0), 0);
+    }
 
     #[test]
     fn control_headers_become_tags_and_leave_the_message() {

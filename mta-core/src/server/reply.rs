@@ -297,6 +297,11 @@ impl Reply {
         )
     }
 
+    /// A message with more `Received:` fields than `[server] max_hops`: a mail loop.
+    pub(crate) fn too_many_hops() -> Reply {
+        Reply::new(554, (5, 4, 6), "Too many hops: routing loop detected")
+    }
+
     /// An X-MTA control header we cannot use.
     pub(crate) fn bad_control_header(name: &str) -> Reply {
         Reply::owned(550, (5, 6, 0), format!("Invalid {name} header"))

@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::auth;
 use super::envelope::{EnvelopeInput, build_envelope};
-use super::message::{ReceivedInfo, take_control_headers, write_received};
+use super::message::{ReceivedInfo, received_count, take_control_headers, write_received};
 use super::reply::Reply;
 use super::signing::{self, SignError};
 use super::{ListenerContext, Shared};
@@ -555,6 +555,12 @@ impl<S: Spool> Session<S> {
         mut body: Vec<u8>,
         start: usize,
     ) -> Reply {
+        let hops = received_count(&body, start);
+        if hops > self.shared.config.server.max_hops {
+            metrics::counter!("smtp_messages_refused_total", "reason" => "loop").increment(1);
+            info!(peer = %self.peer.ip(), hops, "message refused: too many hops (mail loop)");
+            return Reply::too_many_hops();
+        }
         let tags = match take_control_headers(&mut body, start) {
             Ok(tags) if self.trusted() => tags,
             Ok(_) => Default::default(),

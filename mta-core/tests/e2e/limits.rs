@@ -41,6 +41,28 @@ async fn message_size_is_limited_by_declaration_and_by_content() {
 }
 
 #[tokio::test]
+async fn a_message_that_went_round_too_many_hops_is_refused() {
+    let server = TestServer::start_with("[server]\nmax_hops = 5", "").await;
+    let mut c = server.client().await;
+    c.cmd("EHLO client.test", 250).await;
+    let hops = |n: usize| {
+        let mut message = "Received: from a by b; Thu, 26 Nov 2026 12:00:00 +0000\r\n".repeat(n);
+        message.push_str("Subject: loop\r\n\r\nx\r\n");
+        message
+    };
+    let (code, text) = c
+        .send_message("a@example.com", &["b@example.org"], hops(6).as_bytes())
+        .await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("5.4.6"), "{text}");
+    let (code, text) = c
+        .send_message("a@example.com", &["b@example.org"], hops(5).as_bytes())
+        .await;
+    assert_eq!(code, 250, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn recipients_are_limited_with_452() {
     let server = TestServer::start_with("", "max_recipients = 3").await;
     let mut c = server.client().await;
