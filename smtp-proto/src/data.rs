@@ -38,6 +38,37 @@ impl Default for DataLimits {
     }
 }
 
+/// Checks message text that arrived without DATA framing (BDAT chunks) by the rules
+/// [`DataReceiver`] applies to DATA: no bare LF, no bare CR, no line longer than `max_line`
+/// octets with its CRLF (an unterminated last line is measured as if it had one). Errors
+/// by the same precedence as the receiver's verdict: bare LF, then bare CR, then length.
+pub fn check_text(text: &[u8], max_line: usize) -> Result<(), DataError> {
+    let (mut bare_lf, mut bare_cr, mut too_long) = (false, false, false);
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let content = match line.strip_suffix(b"\r\n") {
+            Some(content) => content,
+            None => match line.strip_suffix(b"\n") {
+                Some(content) => {
+                    bare_lf = true;
+                    content
+                }
+                None => line,
+            },
+        };
+        bare_cr |= content.contains(&b'\r');
+        too_long |= content.len() + 2 > max_line;
+    }
+    if bare_lf {
+        Err(DataError::BareLineFeed)
+    } else if bare_cr {
+        Err(DataError::BareCarriageReturn)
+    } else if too_long {
+        Err(DataError::LineTooLong)
+    } else {
+        Ok(())
+    }
+}
+
 /// What [`DataReceiver::feed`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataStatus {

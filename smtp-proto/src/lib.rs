@@ -57,7 +57,7 @@ pub use address::{ForwardPath, Host, Mailbox, ReversePath};
 pub use auth::{AuthMechanisms, AuthResponse, Mechanism};
 pub use bdat::BdatReceiver;
 pub use command::{Command, parse_command};
-pub use data::{DataLimits, DataReceiver, DataStatus};
+pub use data::{DataLimits, DataReceiver, DataStatus, check_text};
 pub use ehlo::{Capabilities, Extensions};
 pub use error::{
     AddressError, CommandError, DataError, ParamError, ParamName, ReplyError, SyntaxError,

@@ -629,6 +629,36 @@ fn data_limits() {
 }
 
 #[test]
+fn check_text_applies_the_data_rules_to_unframed_text() {
+    let long = [vec![b'a'; 999], b"\r\n".to_vec()].concat();
+    let fits = [vec![b'a'; 998], b"\r\n".to_vec()].concat();
+    let unterminated = vec![b'a'; 999];
+    let table: [(&[u8], Result<(), DataError>); 10] = [
+        (b"", Ok(())),
+        (b"Subject: x\r\n\r\nbody\r\n", Ok(())),
+        (b"no final line end", Ok(())),
+        (b"a\nb\r\n", Err(DataError::BareLineFeed)),
+        (b"a\rb\r\n", Err(DataError::BareCarriageReturn)),
+        (b"ends in CR\r", Err(DataError::BareCarriageReturn)),
+        (b"\r\n.\n\r\n", Err(DataError::BareLineFeed)),
+        (&fits, Ok(())),
+        (&long, Err(DataError::LineTooLong)),
+        (&unterminated, Err(DataError::LineTooLong)),
+    ];
+    for (text, expected) in table {
+        assert_eq!(
+            check_text(text, 1000),
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    // The same precedence as the DATA verdict: bare LF before a long line.
+    let both = [vec![b'a'; 1200], b"\n".to_vec()].concat();
+    assert_eq!(check_text(&both, 1000), Err(DataError::BareLineFeed));
+}
+
+#[test]
 fn stuffing_table() {
     let table: &[(&[u8], &[u8])] = &[
         (b"", b".\r\n"),

@@ -537,8 +537,23 @@ impl<S: Spool> Session<S> {
             }
             None if last => {
                 let mut tx = self.tx.take().expect("checked above");
-                let (id, body, start) = tx.bdat.take().expect("started above");
-                self.queue_message(tx, id, body, start).await
+                let (id, mut body, start) = tx.bdat.take().expect("started above");
+                // BDAT carries the message as is: the line rules DATA enforces while
+                // receiving are checked here, and a missing final CRLF is added.
+                match smtp_proto::check_text(&body[start..], self.listener.config.max_line_length) {
+                    Ok(()) => {
+                        if body.len() > start && !body.ends_with(b"\r\n") {
+                            body.extend_from_slice(b"\r\n");
+                        }
+                        self.queue_message(tx, id, body, start).await
+                    }
+                    Err(error) => {
+                        metrics::counter!("smtp_messages_refused_total", "reason" => "data")
+                            .increment(1);
+                        info!(peer = %self.peer, %error, "message refused");
+                        Reply::data_error(error)
+                    }
+                }
             }
             None => Reply::chunk_ok(size),
         };

@@ -131,6 +131,36 @@ async fn bdat_chunks_build_one_message() {
     c.send(b"BDAT 3\r\nabc").await;
     c.expect(250).await;
     c.cmd("DATA", 503).await;
+    c.cmd("RSET", 250).await;
+    // The line rules of DATA hold for BDAT: a bare LF (a smuggling sequence a later hop
+    // could read as the end of data) and an overlong line are refused at LAST.
+    for (text, code) in [
+        (
+            "Subject: x\r\n\r\na\n.\nMAIL FROM:<x@evil.test>\r\n".to_owned(),
+            "5.5.2",
+        ),
+        (
+            format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(1200)),
+            "5.5.6",
+        ),
+    ] {
+        c.cmd("MAIL FROM:<a@example.com>", 250).await;
+        c.cmd("RCPT TO:<b@example.org>", 250).await;
+        c.send(format!("BDAT {} LAST\r\n{text}", text.len())).await;
+        let reply = c.expect(550).await;
+        assert!(reply.contains(code), "{reply}");
+    }
+    // A message without a final CRLF is stored with one.
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RCPT TO:<b@example.org>", 250).await;
+    c.send(b"BDAT 16 LAST\r\nSubject: x\r\n\r\nab").await;
+    let queued = c.expect(250).await;
+    let (_, body) = server.stored(&queued);
+    assert!(
+        body.ends_with(b"\r\n\r\nab\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&body)
+    );
     drop(c);
     server.stop().await;
 }
