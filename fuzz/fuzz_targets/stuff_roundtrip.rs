@@ -8,14 +8,17 @@
 //!   command;
 //! - `DataReceiver` (no limits) fed the output, whole and in the same chunks, completes
 //!   exactly at its end with `Ok` and gives the body with every bare CR or LF turned into
-//!   CRLF and a final CRLF added to a non-empty body that lacks one.
+//!   CRLF and a final CRLF added to a non-empty body that lacks one;
+//! - `check_text` refuses the body exactly when it has a bare CR or LF (a bare LF first),
+//!   and passes the normalized body.
 
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::{DataLimits, DataReceiver, DataStatus, DotStuffer, stuff};
-use smtp_proto_fuzz::{Cuts, find_all, has_bare_line_end, normalize_line_ends};
+use smtp_proto::error::DataError;
+use smtp_proto::{DataLimits, DataReceiver, DataStatus, DotStuffer, check_text, stuff};
+use smtp_proto_fuzz::{Cuts, find_all, has_bare_lf, has_bare_line_end, normalize_line_ends};
 
 #[derive(Debug, Arbitrary)]
 struct Header {
@@ -68,4 +71,15 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(end, Some((wire.len(), Ok(()))), "receiving {wire:?}");
         assert_eq!(out, expected, "received body vs normalized input");
     }
+
+    // check_text (BDAT's rules) on the raw body: refused exactly for bare line ends, bare LF
+    // first; the normalized body always passes.
+    let verdict = check_text(body, usize::MAX);
+    assert_eq!(verdict.is_ok(), !has_bare_line_end(body), "{body:?}");
+    assert_eq!(
+        verdict == Err(DataError::BareLineFeed),
+        has_bare_lf(body),
+        "{body:?}"
+    );
+    assert_eq!(check_text(&expected, usize::MAX), Ok(()));
 });
