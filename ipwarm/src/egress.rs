@@ -259,7 +259,23 @@ impl Egress {
     /// Chooses the source for one message of `pool` to `provider` (see the module
     /// documentation). `Use` takes one unit of the source's warmup allowance.
     pub fn choose_source(&mut self, pool: PoolId, provider: &str, now_ms: u64) -> Decision {
+        self.choose_source_for(pool, provider, provider, now_ms)
+    }
+
+    /// [`Egress::choose_source`] with the warmup allowance counted for `provider` and the
+    /// throttle (suspensions) checked for `throttle_key`: an engine that throttles sites
+    /// without a provider rule one by one still counts their warmup together, under
+    /// [`OTHER_PROVIDER`](crate::throttle::OTHER_PROVIDER), so a warming source does not get a
+    /// full allowance for every small domain.
+    pub fn choose_source_for(
+        &mut self,
+        pool: PoolId,
+        provider: &str,
+        throttle_key: &str,
+        now_ms: u64,
+    ) -> Decision {
         let provider = self.throttles.intern(provider);
+        let throttle_key = self.throttles.intern(throttle_key);
         let pool_def = &self.pools[usize::from(pool.0)];
         let spill = pool_def.overflow == Overflow::Spill;
         let mut eligible = Vec::with_capacity(pool_def.members.len());
@@ -271,9 +287,9 @@ impl Egress {
         };
         for (position, &member) in pool_def.members.iter().enumerate() {
             let def = &self.sources[member];
-            if let Err((until, _)) = self
-                .throttles
-                .available(&def.source.name, &provider, now_ms)
+            if let Err((until, _)) =
+                self.throttles
+                    .available(&def.source.name, &throttle_key, now_ms)
             {
                 wait(until, WaitReason::Suspended);
                 continue;
@@ -304,7 +320,7 @@ impl Egress {
             .collect();
         let current = self
             .rotation
-            .entry((pool, provider.clone()))
+            .entry((pool, throttle_key.clone()))
             .or_insert_with(|| vec![0; weights.len()]);
         let position = smooth_weighted_pick(current, &weights, &eligible);
         let member = pool_def.members[position];
@@ -427,14 +443,15 @@ impl Egress {
                 },
             );
         }
+        // A throttle key without a warmup counter (a site whose warmup counts under
+        // another provider, or a warm source) shows no warmup.
         for throttle in self.throttles.state(now_ms) {
             let key = (throttle.source.clone(), throttle.provider.clone());
-            let warmup = self.warmup_state(&key.0, &key.1, now_ms);
             keys.entry(key.clone())
                 .or_insert(KeyState {
                     source: key.0,
                     provider: key.1,
-                    warmup,
+                    warmup: None,
                     throttle: None,
                 })
                 .throttle = Some(throttle);

@@ -168,7 +168,9 @@ impl DeliveryEngine {
             let removed = pool
                 .remove_where(|job| label_entry(job, Some(&pool.key.site), Some(&pool.key.source)));
             for _ in &removed {
-                inner.reputation.release(&pool.key.source, &pool.key.site);
+                inner
+                    .reputation
+                    .release(&pool.key.source, pool.shaping.warmup_provider());
             }
             taken.extend(removed);
         }

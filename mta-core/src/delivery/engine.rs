@@ -404,23 +404,27 @@ impl DeliveryEngine {
             return;
         }
         let now = now_ms();
-        let source =
-            match inner
-                .reputation
-                .choose(job.tenant.as_deref(), job.pool.as_deref(), &site, now)
-            {
-                Decision::Use(source) => source,
-                Decision::WaitUntil { until, reason } => {
-                    debug!(domain = %job.domain, ?reason, until, "no source may send now");
-                    self.schedule(job, until.max(now + 1));
-                    return;
-                }
-            };
+        let source = match inner.reputation.choose(
+            job.tenant.as_deref(),
+            job.pool.as_deref(),
+            shaping.warmup_provider(),
+            &site,
+            now,
+        ) {
+            Decision::Use(source) => source,
+            Decision::WaitUntil { until, reason } => {
+                debug!(domain = %job.domain, ?reason, until, "no source may send now");
+                self.schedule(job, until.max(now + 1));
+                return;
+            }
+        };
         if let Some(until) = inner
             .suspensions
             .until(&job, Some(&site), Some(&source.name))
         {
-            inner.reputation.release(&source.name, &site);
+            inner
+                .reputation
+                .release(&source.name, shaping.warmup_provider());
             self.schedule(job, until);
             return;
         }
@@ -445,7 +449,9 @@ impl DeliveryEngine {
         };
         if let Err(job) = pushed {
             // The ready queue is full: wait in the timer a little, not counted as an attempt.
-            inner.reputation.release(&pool.key.source, &pool.key.site);
+            inner
+                .reputation
+                .release(&pool.key.source, pool.shaping.warmup_provider());
             let delay = 1000 + rand::random::<u64>() % 4000;
             self.schedule(job, now_ms() + delay);
             return;

@@ -197,7 +197,7 @@ impl Pool {
                     engine
                         .inner
                         .reputation
-                        .release(&self.key.source, &self.key.site);
+                        .release(&self.key.source, self.shaping.warmup_provider());
                     let engine2 = engine.clone();
                     engine
                         .inner
@@ -213,7 +213,7 @@ impl Pool {
         engine
             .inner
             .reputation
-            .release(&self.key.source, &self.key.site);
+            .release(&self.key.source, self.shaping.warmup_provider());
         engine.schedule(job, at);
     }
 
@@ -330,12 +330,18 @@ impl Pool {
                     }
                 }
                 // The first job had its permit: the throttle hears how it went.
-                inner
-                    .reputation
-                    .record(&self.key.source, &self.key.site, Class::Transient, false);
+                inner.reputation.record(
+                    &self.key.source,
+                    self.shaping.warmup_provider(),
+                    &self.key.site,
+                    Class::Transient,
+                    false,
+                );
                 for job in jobs {
                     // Nothing left: the warmup allowance goes back.
-                    inner.reputation.release(&self.key.source, &self.key.site);
+                    inner
+                        .reputation
+                        .release(&self.key.source, self.shaping.warmup_provider());
                     let results = Results::all(&job, reply.clone());
                     engine.finish(job, results, self.outcome(None, None)).await;
                 }
@@ -497,10 +503,13 @@ impl Pool {
         } else {
             classes.first().copied().unwrap_or(Class::Transient)
         };
-        let reaction =
-            inner
-                .reputation
-                .record(&self.key.source, &self.key.site, message_class, delivered);
+        let reaction = inner.reputation.record(
+            &self.key.source,
+            self.shaping.warmup_provider(),
+            &self.key.site,
+            message_class,
+            delivered,
+        );
         if let Some(change) = &reaction.change {
             debug!(source = %self.key.source, site = %self.key.site, ?change, "throttle changed");
         }
@@ -533,8 +542,14 @@ impl Pool {
     /// throttle hears a neutral outcome (it counts permits against replies).
     fn unsent(&self, engine: &DeliveryEngine) {
         let reputation = &engine.inner.reputation;
-        reputation.release(&self.key.source, &self.key.site);
-        reputation.record(&self.key.source, &self.key.site, Class::Transient, false);
+        reputation.release(&self.key.source, self.shaping.warmup_provider());
+        reputation.record(
+            &self.key.source,
+            self.shaping.warmup_provider(),
+            &self.key.site,
+            Class::Transient,
+            false,
+        );
     }
 
     fn outcome(&self, candidate: Option<&Candidate>, tls: Option<String>) -> Outcome {

@@ -108,17 +108,18 @@ impl Reputation {
         &self,
         tenant: Option<&str>,
         pool_tag: Option<&str>,
-        provider: &str,
+        warmup_provider: &str,
+        throttle_key: &str,
         now: u64,
     ) -> Decision {
         let mut egress = self.egress();
         let pool = egress.pool_for(tenant, pool_tag);
-        egress.choose_source(pool, provider, now)
+        egress.choose_source_for(pool, warmup_provider, throttle_key, now)
     }
 
-    /// Gives back the allowance a job took when it does not leave after all.
-    pub(crate) fn release(&self, source: &str, provider: &str) {
-        self.egress().release(source, provider, now_ms());
+    /// Gives back the warmup allowance a job took when it does not leave after all.
+    pub(crate) fn release(&self, source: &str, warmup_provider: &str) {
+        self.egress().release(source, warmup_provider, now_ms());
     }
 
     /// Whether a message may go now.
@@ -161,16 +162,17 @@ impl Reputation {
     pub(crate) fn record(
         &self,
         source: &str,
-        provider: &str,
+        warmup_provider: &str,
+        throttle_key: &str,
         class: Class,
         delivered: bool,
     ) -> Reaction {
         let now = now_ms();
         let mut egress = self.egress();
         if delivered {
-            egress.record_send(source, provider, now);
+            egress.record_send(source, warmup_provider, now);
         }
-        egress.record(source, provider, class, now)
+        egress.record(source, throttle_key, class, now)
     }
 
     /// True if the recipient is suppressed for the tenant.

@@ -52,6 +52,15 @@ pub struct Shaping {
     pub tls: TlsMode,
 }
 
+impl Shaping {
+    /// The provider whose warmup allowance a message to this site takes: the rule's
+    /// provider, or [`ipwarm::OTHER_PROVIDER`] for every site no rule matches (throttles
+    /// stay per site; warmup counts them together).
+    pub fn warmup_provider(&self) -> &str {
+        self.provider.as_deref().unwrap_or(ipwarm::OTHER_PROVIDER)
+    }
+}
+
 /// The provider rules, operator's first, then the built-in ones.
 #[derive(Debug, Clone)]
 pub struct ShapingRules {

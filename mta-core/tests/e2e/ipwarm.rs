@@ -362,3 +362,43 @@ async fn a_5xx_ip_block_is_retried_not_bounced() {
     );
     world.stop().await;
 }
+
+/// Sites that match no provider rule are throttled one by one but share one warmup
+/// allowance (provider `other`): a warming source does not get a full day's allowance for
+/// every small domain it sends to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_without_a_provider_rule_share_one_warmup_allowance() {
+    let mut r = Records::new();
+    r.mx("one.test", 10, "mx.one.test")
+        .a("mx.one.test", Ipv4Addr::new(127, 0, 0, 2))
+        .mx("two.test", 10, "mx.two.test")
+        .a("mx.two.test", Ipv4Addr::new(127, 0, 0, 3));
+    let mut world = World::new(r).await;
+    let one = world.sink(2, SinkConfig::default()).await;
+    let two = world.sink(3, SinkConfig::default()).await;
+    clear_of_midnight(2 * WAIT).await;
+    let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    let egress = format!(
+        "[[source]]\nname = \"warm\"\naddress = \"127.0.0.10\"\nehlo = \"a.mta.test\"\n\
+         [[source]]\nname = \"new\"\naddress = \"127.0.0.11\"\nehlo = \"b.mta.test\"\nwarmup = \"tiny\"\nwarmup_start = \"{}\"\n\
+         [[pool]]\nname = \"default\"\nsources = [\"warm\", \"new\"]\noverflow = \"spill\"\n\
+         [warmup.tiny]\ndaily = [10, 20]\nburst_minutes = 1440\n",
+        &today[..10]
+    );
+    world.start(&egress, "").await;
+    inject(&world, 40, 4, "one.test", "").await;
+    inject(&world, 40, 4, "two.test", "").await;
+    let mut got = one.wait_for_messages(40, WAIT).await.unwrap();
+    got.extend(two.wait_for_messages(40, WAIT).await.unwrap());
+    let from_new = got
+        .iter()
+        .filter(|m| m.client.ip() == IpAddr::from([127, 0, 0, 11]))
+        .count();
+    eprintln!("the warming source sent {from_new} of 80 (10 allowed today, for both sites)");
+    assert!(
+        from_new <= 10,
+        "the warming source sent {from_new}: an allowance per site, not one for both"
+    );
+    assert!(from_new >= 1, "the warming source was never used");
+    world.stop().await;
+}
