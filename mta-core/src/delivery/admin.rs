@@ -129,7 +129,7 @@ impl DeliveryEngine {
             let (queued, _) = pool.usage();
             jobs.extend(queued.into_iter().map(|job| Labeled {
                 job,
-                provider: Some(pool.key.site.clone()),
+                provider: Some(Arc::from(pool.shaping.provider_name())),
                 source: Some(pool.key.source.clone()),
             }));
         }
@@ -165,12 +165,17 @@ impl DeliveryEngine {
             .cloned()
             .collect();
         for pool in pools {
-            let removed = pool
-                .remove_where(|job| label_entry(job, Some(&pool.key.site), Some(&pool.key.source)));
+            let removed = pool.remove_where(|job| {
+                label_entry(
+                    job,
+                    Some(pool.shaping.provider_name()),
+                    Some(&pool.key.source),
+                )
+            });
             for _ in &removed {
                 inner
                     .reputation
-                    .release(&pool.key.source, pool.shaping.warmup_provider());
+                    .release(&pool.key.source, pool.shaping.provider_name());
             }
             taken.extend(removed);
         }

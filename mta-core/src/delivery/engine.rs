@@ -358,7 +358,13 @@ impl DeliveryEngine {
             pools.retain(|_, pool| !pool.is_idle());
             pools.len()
         };
-        inner.labels.lock().expect("labels lock").clear();
+        // A label lives as long as a job of its domain: the key is the interned domain the
+        // jobs share (interner, label and each job hold it), so a count of two means none.
+        inner
+            .labels
+            .lock()
+            .expect("labels lock")
+            .retain(|domain, _| Arc::strong_count(domain) > 2);
         let strings = inner
             .interner
             .lock()
@@ -399,7 +405,10 @@ impl DeliveryEngine {
             Some(provider) => Arc::from(provider.as_str()),
             None => Arc::from(destination.site()),
         };
-        if let Some(until) = inner.suspensions.until(&job, Some(&site), None) {
+        if let Some(until) = inner
+            .suspensions
+            .until(&job, Some(shaping.provider_name()), None)
+        {
             self.schedule(job, until);
             return;
         }
@@ -407,7 +416,7 @@ impl DeliveryEngine {
         let source = match inner.reputation.choose(
             job.tenant.as_deref(),
             job.pool.as_deref(),
-            shaping.warmup_provider(),
+            shaping.provider_name(),
             &site,
             now,
         ) {
@@ -418,21 +427,21 @@ impl DeliveryEngine {
                 return;
             }
         };
-        if let Some(until) = inner
-            .suspensions
-            .until(&job, Some(&site), Some(&source.name))
+        if let Some(until) =
+            inner
+                .suspensions
+                .until(&job, Some(shaping.provider_name()), Some(&source.name))
         {
             inner
                 .reputation
-                .release(&source.name, shaping.warmup_provider());
+                .release(&source.name, shaping.provider_name());
             self.schedule(job, until);
             return;
         }
-        inner
-            .labels
-            .lock()
-            .expect("labels lock")
-            .insert(job.domain.clone(), (site.clone(), source.name.clone()));
+        inner.labels.lock().expect("labels lock").insert(
+            job.domain.clone(),
+            (Arc::from(shaping.provider_name()), source.name.clone()),
+        );
         let key = PoolKey {
             source: source.name.clone(),
             site,
@@ -451,7 +460,7 @@ impl DeliveryEngine {
             // The ready queue is full: wait in the timer a little, not counted as an attempt.
             inner
                 .reputation
-                .release(&pool.key.source, pool.shaping.warmup_provider());
+                .release(&pool.key.source, pool.shaping.provider_name());
             let delay = 1000 + rand::random::<u64>() % 4000;
             self.schedule(job, now_ms() + delay);
             return;

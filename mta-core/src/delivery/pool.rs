@@ -197,7 +197,7 @@ impl Pool {
                     engine
                         .inner
                         .reputation
-                        .release(&self.key.source, self.shaping.warmup_provider());
+                        .release(&self.key.source, self.shaping.provider_name());
                     let engine2 = engine.clone();
                     engine
                         .inner
@@ -213,7 +213,7 @@ impl Pool {
         engine
             .inner
             .reputation
-            .release(&self.key.source, self.shaping.warmup_provider());
+            .release(&self.key.source, self.shaping.provider_name());
         engine.schedule(job, at);
     }
 
@@ -254,10 +254,11 @@ impl Pool {
         let inner = &engine.inner;
         loop {
             if !inner.suspensions.is_empty()
-                && let Some(until) =
-                    inner
-                        .suspensions
-                        .until(job, Some(&self.key.site), Some(&self.key.source))
+                && let Some(until) = inner.suspensions.until(
+                    job,
+                    Some(self.shaping.provider_name()),
+                    Some(&self.key.source),
+                )
             {
                 return Err(NotNow::Job(until));
             }
@@ -332,7 +333,7 @@ impl Pool {
                 // The first job had its permit: the throttle hears how it went.
                 inner.reputation.record(
                     &self.key.source,
-                    self.shaping.warmup_provider(),
+                    self.shaping.provider_name(),
                     &self.key.site,
                     Class::Transient,
                     false,
@@ -341,7 +342,7 @@ impl Pool {
                     // Nothing left: the warmup allowance goes back.
                     inner
                         .reputation
-                        .release(&self.key.source, self.shaping.warmup_provider());
+                        .release(&self.key.source, self.shaping.provider_name());
                     let results = Results::all(&job, reply.clone());
                     engine.finish(job, results, self.outcome(None, None)).await;
                 }
@@ -505,7 +506,7 @@ impl Pool {
         };
         let reaction = inner.reputation.record(
             &self.key.source,
-            self.shaping.warmup_provider(),
+            self.shaping.provider_name(),
             &self.key.site,
             message_class,
             delivered,
@@ -542,10 +543,10 @@ impl Pool {
     /// throttle hears a neutral outcome (it counts permits against replies).
     fn unsent(&self, engine: &DeliveryEngine) {
         let reputation = &engine.inner.reputation;
-        reputation.release(&self.key.source, self.shaping.warmup_provider());
+        reputation.release(&self.key.source, self.shaping.provider_name());
         reputation.record(
             &self.key.source,
-            self.shaping.warmup_provider(),
+            self.shaping.provider_name(),
             &self.key.site,
             Class::Transient,
             false,

@@ -53,10 +53,10 @@ pub struct Shaping {
 }
 
 impl Shaping {
-    /// The provider whose warmup allowance a message to this site takes: the rule's
-    /// provider, or [`ipwarm::OTHER_PROVIDER`] for every site no rule matches (throttles
-    /// stay per site; warmup counts them together).
-    pub fn warmup_provider(&self) -> &str {
+    /// The provider a site belongs to: the rule's name, or [`ipwarm::OTHER_PROVIDER`]
+    /// (`other`) for every site no rule matches. Warmup allowances, provider suspensions,
+    /// the admin views and the metrics use it; pools and throttles stay per site.
+    pub fn provider_name(&self) -> &str {
         self.provider.as_deref().unwrap_or(ipwarm::OTHER_PROVIDER)
     }
 }

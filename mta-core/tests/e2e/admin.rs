@@ -106,6 +106,8 @@ async fn every_ctl_command_works_against_a_running_mta() {
     }
 
     wait_queued(&world, &[], 3).await;
+    // stuck.test matches no provider rule: its provider is `other`.
+    wait_queued(&world, &["--provider", "other"], 3).await;
     let (ok, table, _) = ctl(&world, &["queue"]).await;
     assert!(
         ok && table.contains("stuck.test") && table.contains("acme"),

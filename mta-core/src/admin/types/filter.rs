@@ -9,13 +9,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::queue::{NO_TENANT, QueueEntry, UNASSIGNED_SOURCE, UNKNOWN_PROVIDER};
+use super::queue::{NO_TENANT, QueueEntry, UNASSIGNED_SOURCE, UNROUTED_PROVIDER};
 use super::{check_name, normalize_domain};
 
 /// Which queued recipients something applies to. Every criterion given must match (AND);
 /// an empty filter matches everything. Keys shown in the queue summary work as values:
-/// `"provider": "other"` selects sites without a provider rule, `"tenant": "(none)"` mail
-/// without a tenant, `"source": "(unassigned)"` mail not yet routed to a source.
+/// `"provider": "other"` selects sites without a provider rule, `"provider": "(unrouted)"`
+/// and `"source": "(unassigned)"` mail not routed yet, `"tenant": "(none)"` mail without a
+/// tenant.
 ///
 /// ```json
 /// {"provider": "gmail", "tenant": "acme"}
@@ -120,7 +121,7 @@ impl Filter {
                 return false;
             }
         }
-        is(&self.provider, entry.provider.unwrap_or(UNKNOWN_PROVIDER))
+        is(&self.provider, entry.provider.unwrap_or(UNROUTED_PROVIDER))
             && is(&self.source, entry.source.unwrap_or(UNASSIGNED_SOURCE))
             && is(&self.tenant, entry.tenant.unwrap_or(NO_TENANT))
             && self

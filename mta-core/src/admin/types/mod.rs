@@ -25,7 +25,7 @@ pub use message::{MessagePriority, MessageView, RecipientStatus, RecipientView};
 pub use pools::{PoolsView, ProviderUse, SourceView, Throttle, ThrottleState, Warmup};
 pub use queue::{
     AGE_BUCKETS, AgeBucket, NO_TENANT, QueueEntry, QueueQuery, QueueSummary, QueueSummaryBuilder,
-    ShapeRow, ShapeTable, UNASSIGNED_SOURCE, UNKNOWN_PROVIDER,
+    ShapeRow, ShapeTable, UNASSIGNED_SOURCE, UNKNOWN_PROVIDER, UNROUTED_PROVIDER,
 };
 pub use suppression::{
     NewSuppression, NewSuppressions, Suppression, SuppressionChange, SuppressionKey,

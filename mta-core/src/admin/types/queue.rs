@@ -17,6 +17,9 @@ use super::filter::Filter;
 
 /// The provider key of sites without a provider rule (the same as the metrics' label).
 pub const UNKNOWN_PROVIDER: &str = "other";
+/// The provider key of entries not routed yet (their provider is not known: just after a
+/// restart, or before their first attempt).
+pub const UNROUTED_PROVIDER: &str = "(unrouted)";
 /// The source key of entries not yet routed to an egress source.
 pub const UNASSIGNED_SOURCE: &str = "(unassigned)";
 /// The tenant key of mail without `X-MTA-Tenant`.
@@ -51,7 +54,8 @@ pub struct QueueEntry<'a> {
     pub message: MessageId,
     /// The recipient domain.
     pub domain: &'a str,
-    /// The provider of the domain's MX hosts, if known (`None`: [`UNKNOWN_PROVIDER`]).
+    /// The provider of the domain's MX hosts ([`UNKNOWN_PROVIDER`] for sites without a
+    /// provider rule), if routed (`None`: [`UNROUTED_PROVIDER`]).
     pub provider: Option<&'a str>,
     /// The egress source, if the entry has been routed (`None`: [`UNASSIGNED_SOURCE`]).
     pub source: Option<&'a str>,
@@ -239,7 +243,7 @@ impl QueueSummaryBuilder {
         for (table, key) in [
             (
                 &mut self.by_provider,
-                entry.provider.unwrap_or(UNKNOWN_PROVIDER),
+                entry.provider.unwrap_or(UNROUTED_PROVIDER),
             ),
             (&mut self.by_domain, domain.as_str()),
             (
@@ -377,7 +381,7 @@ mod tests {
             ),
             (2, 4)
         );
-        assert_eq!(summary.by_provider.rows[0].key, UNKNOWN_PROVIDER);
+        assert_eq!(summary.by_provider.rows[0].key, UNROUTED_PROVIDER);
         assert_eq!(summary.by_source.rows[0].key, UNASSIGNED_SOURCE);
         assert_eq!(summary.by_tenant.rows[0].key, NO_TENANT);
         assert_eq!(summary.total.oldest, Some(now - Duration::from_secs(180)));
