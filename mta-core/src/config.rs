@@ -54,6 +54,21 @@ pub enum ConfigError {
     },
 }
 
+/// An error and its sources, `: `-separated, as an operator needs to read it.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -482,6 +497,39 @@ impl Config {
         dkim::Signer::from_config(&self.dkim, &self.base_dir)
     }
 
+    /// The spool's tuning as the `queue` crate takes it.
+    pub fn spool_config(&self) -> queue::SpoolConfig {
+        queue::SpoolConfig {
+            max_batch: self.spool.max_batch,
+            max_batch_bytes: self.spool.max_batch_bytes,
+            cache_capacity: self.spool.cache_capacity,
+            ..Default::default()
+        }
+    }
+
+    /// Loads the files the configuration names, as the daemon will at start: the DKIM keys
+    /// and the listeners' TLS certificates and keys. Separate from parsing so that commands
+    /// that only need the admin socket (`mta ctl`) do not need to read private keys.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Err(error) = self.signer() {
+            return Err(ConfigError::Invalid {
+                key: "dkim".to_owned(),
+                reason: error_chain(&error),
+            });
+        }
+        for (i, listener) in self.listeners.iter().enumerate() {
+            if let (Some(cert), Some(key)) = (&listener.tls_certificate, &listener.tls_private_key)
+                && let Err(error) = crate::server::check_tls_files(cert, key)
+            {
+                return Err(ConfigError::Invalid {
+                    key: format!("listener[{i}].tls_certificate"),
+                    reason: error_chain(&error),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The embedded default configuration.
     pub fn embedded_default() -> Config {
         Config::from_toml(DEFAULT_CONFIG).expect("the embedded default configuration is valid")
@@ -638,11 +686,12 @@ impl Config {
                 reason: error.to_string(),
             });
         }
-        if let Err(error) = self.signer() {
-            return Err(ConfigError::Invalid {
-                key: "dkim".to_owned(),
-                reason: error.to_string(),
-            });
+        match self.spool_config().validate() {
+            Ok(()) => {}
+            Err(queue::SpoolError::InvalidConfig { key, requirement }) => {
+                return Err(invalid(&format!("spool.{key}"), requirement));
+            }
+            Err(error) => return Err(invalid("spool", &error_chain(&error))),
         }
         if let Err(reason) = Routes::new(&self.routes) {
             let (key, reason) = reason

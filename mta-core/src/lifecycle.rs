@@ -237,12 +237,7 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<Arc<SledSpool>> {
     let path = config.spool.path.clone();
     std::fs::create_dir_all(&path)
         .with_context(|| format!("creating spool directory {}", path.display()))?;
-    let spool_config = queue::SpoolConfig {
-        max_batch: config.spool.max_batch,
-        max_batch_bytes: config.spool.max_batch_bytes,
-        cache_capacity: config.spool.cache_capacity,
-        ..Default::default()
-    };
+    let spool_config = config.spool_config();
     let open_path = path.clone();
     let spool = tokio::task::spawn_blocking(move || {
         // A previous instance that is still exiting (a quick restart) holds the lock for a

@@ -95,6 +95,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => Config::from_file(path)?,
                 None => Config::embedded_default(),
             };
+            config.check_files()?;
             if validate {
                 eprintln!("mta: configuration ok");
                 return Ok(());

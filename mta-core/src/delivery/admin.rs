@@ -518,7 +518,7 @@ impl AdminBackend for EngineAdmin {
                         .current()
                         .reload(&new.dkim, &new.base_dir)
                         .map_err(|e| BackendError::Rejected {
-                            reason: e.to_string(),
+                            reason: crate::config::error_chain(&e),
                         })?,
                 )
             } else {

@@ -31,6 +31,15 @@ pub use auth::hash_password;
 pub use signing::SignerHandle;
 pub use tls::TlsSetupError;
 
+/// Loads a listener's PEM certificate chain and private key as the server will (for
+/// `mta run --validate`).
+pub(crate) fn check_tls_files(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(), TlsSetupError> {
+    tls::acceptor_from_pem(certificate, key).map(drop)
+}
+
 use crate::config::{Config, ListenerConfig};
 use crate::delivery::Submit;
 use auth::Users;

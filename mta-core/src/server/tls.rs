@@ -34,7 +34,7 @@ pub enum TlsSetupError {
 }
 
 /// A TLS acceptor from PEM files.
-pub(super) fn acceptor_from_pem(
+pub(crate) fn acceptor_from_pem(
     certificate: &Path,
     key: &Path,
 ) -> Result<TlsAcceptor, TlsSetupError> {

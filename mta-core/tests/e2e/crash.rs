@@ -223,6 +223,33 @@ async fn validate_checks_a_config_and_reports_the_key() {
         err.contains("listener[0]") && err.contains("max_mesage_size"),
         "{err}"
     );
+    // What the daemon would refuse at start is refused here too, with the cause.
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    for (extra, key, cause) in [
+        (
+            "[[dkim]]\ndomain = \"example.com\"\nselector = \"s1\"\nkey = \"missing.pem\"\n",
+            "dkim[0].key",
+            "No such file",
+        ),
+        ("[spool]\nmax_batch = 0\n", "spool.max_batch", "at least 1"),
+    ] {
+        // A [spool] key goes into the good file's own section; other sections go at the end.
+        let text = if extra.starts_with("[spool]") {
+            good_text.replacen("[spool]\n", extra, 1)
+        } else {
+            format!("{good_text}{extra}")
+        };
+        let file = dir.path().join("refused.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(mta_binary())
+            .args(["run", "--validate", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}: {err}");
+        assert!(err.contains(key) && err.contains(cause), "{extra}: {err}");
+    }
 }
 
 /// Sends SIGTERM to a child process.
