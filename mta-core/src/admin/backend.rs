@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use super::types::{
-    ActionCount, Filter, Health, MessageView, NewSuppression, NewSuspension, PoolsView, QueueQuery,
-    QueueSummary, ReloadReport, SuppressionChange, SuppressionKey, SuppressionPage,
-    SuppressionQuery, Suspension,
+    ActionCount, BounceResult, Filter, Health, MessageView, NewSuppression, NewSuspension,
+    PoolsView, QueueQuery, QueueSummary, ReloadReport, SuppressionChange, SuppressionKey,
+    SuppressionPage, SuppressionQuery, Suspension,
 };
 
 /// A boxed, `Send` future: what every [`AdminBackend`] method returns.
@@ -59,13 +59,14 @@ pub trait AdminBackend: Send + Sync + 'static {
         actor: Actor,
     ) -> BoxFuture<'_, Result<ActionCount, BackendError>>;
 
-    /// Fails the slice's pending recipients now, with DSNs or without.
+    /// Fails the slice's pending recipients now, with DSNs (where owed, and where the MTA
+    /// sends DSNs at all) or without; the result says which.
     fn bounce(
         &self,
         filter: Filter,
         send_dsn: bool,
         actor: Actor,
-    ) -> BoxFuture<'_, Result<ActionCount, BackendError>>;
+    ) -> BoxFuture<'_, Result<BounceResult, BackendError>>;
 
     /// Egress sources, warmup and per-provider use (empty until IP pools exist).
     fn pools(&self) -> BoxFuture<'_, Result<PoolsView, BackendError>>;

@@ -176,7 +176,7 @@ pub(crate) fn bounced(result: &BounceResult) -> String {
         result.recipients,
         result.messages,
         if result.dsn {
-            "with DSNs to their senders"
+            "with DSNs to the senders owed one"
         } else {
             "without DSNs"
         }

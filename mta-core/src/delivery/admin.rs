@@ -18,8 +18,8 @@ use super::engine::{DeliveryEngine, now_ms};
 use super::outcome::{Outcome, Results};
 use super::suspend;
 use crate::admin::types::{
-    ActionCount, ComponentHealth, Filter, Health, HealthStatus, MessageView, NewSuppression,
-    NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
+    ActionCount, BounceResult, ComponentHealth, Filter, Health, HealthStatus, MessageView,
+    NewSuppression, NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
     QueueSummaryBuilder, ReloadReport, SourceView, Suppression, SuppressionChange, SuppressionKey,
     SuppressionOrigin, SuppressionPage, SuppressionQuery, Suspension, SuspensionScope, Throttle,
     ThrottleState, Warmup,
@@ -62,10 +62,10 @@ impl EngineAdmin {
         let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
         record.action = Some(match count {
             Some(c) => format!(
-                "{action} ({} messages, {} recipients) by {actor}",
+                "{action} ({} messages, {} recipients) via {actor}",
                 c.messages, c.recipients
             ),
-            None => format!("{action} by {actor}"),
+            None => format!("{action} via {actor}"),
         });
         self.engine.inner.log.log(record);
         tracing::info!(%actor, %action, "admin action");
@@ -315,8 +315,9 @@ impl AdminBackend for EngineAdmin {
         filter: Filter,
         send_dsn: bool,
         actor: Actor,
-    ) -> BoxFuture<'_, Result<ActionCount, BackendError>> {
+    ) -> BoxFuture<'_, Result<BounceResult, BackendError>> {
         Box::pin(async move {
+            let send_dsn = send_dsn && self.engine.inner.config.delivery.bounces;
             let jobs = self.engine.take_jobs(&filter);
             let counted = count(&jobs);
             let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
@@ -333,7 +334,11 @@ impl AdminBackend for EngineAdmin {
                 "without DSNs"
             };
             self.log_action(&actor, format!("bounce {filter} {what}"), Some(&counted));
-            Ok(counted)
+            Ok(BounceResult {
+                messages: counted.messages,
+                recipients: counted.recipients,
+                dsn: send_dsn,
+            })
         })
     }
 

@@ -1,5 +1,6 @@
 //! The JSON delivery log: one object per line for every reception, delivery, deferral,
-//! bounce, expiry and admin action. Analytics read it; ipwarm's throttling reads it too.
+//! bounce, expiry and admin action, for analytics and bounce processing (ipwarm is fed
+//! the replies directly, not from this log).
 //!
 //! - [`config`]: `[delivery_log]` ([`DeliveryLogConfig`]).
 //! - [`record`]: [`Record`] and [`RecordType`], and their exact JSON form.

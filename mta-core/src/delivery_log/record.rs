@@ -107,7 +107,8 @@ pub struct Record {
     /// `blocked`, `bad_recipient`...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-    /// For `AdminAction`: what was done (`bounce`, `delete`, `suspend`...).
+    /// For `AdminAction`: what was done, to what, how much and by whom, starting with the
+    /// verb (`bounce tenant=acme without DSNs (3 messages, 3 recipients) via ...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
 }

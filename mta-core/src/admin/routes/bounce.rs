@@ -15,13 +15,9 @@ pub(crate) async fn post(
     JsonBody(request): JsonBody<BounceRequest>,
 ) -> Result<Json<BounceResult>, ApiError> {
     let filter = request.filter.selection(request.all)?;
-    let count = state
+    let result = state
         .backend
         .bounce(filter, request.dsn, actor("POST /v1/bounce", client))
         .await?;
-    Ok(Json(BounceResult {
-        messages: count.messages,
-        recipients: count.recipients,
-        dsn: request.dsn,
-    }))
+    Ok(Json(result))
 }

@@ -433,7 +433,7 @@ impl AdminBackend for MemoryBackend {
         filter: Filter,
         send_dsn: bool,
         actor: Actor,
-    ) -> BoxFuture<'_, Result<ActionCount, BackendError>> {
+    ) -> BoxFuture<'_, Result<BounceResult, BackendError>> {
         Box::pin(async move {
             let mut state = self.state.lock().unwrap();
             let selected = select(&state, &filter);
@@ -445,7 +445,12 @@ impl AdminBackend for MemoryBackend {
                 }
             }
             record(&mut state, &actor, format!("{filter} dsn={send_dsn}"));
-            Ok(count(&selected))
+            let counted = count(&selected);
+            Ok(BounceResult {
+                messages: counted.messages,
+                recipients: counted.recipients,
+                dsn: send_dsn,
+            })
         })
     }
 

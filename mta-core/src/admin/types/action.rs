@@ -64,7 +64,8 @@ pub struct BounceResult {
     pub messages: u64,
     /// Recipients bounced.
     pub recipients: u64,
-    /// Whether DSNs were asked for.
+    /// Whether DSNs go out for them (asked for, and `[delivery] bounces` on): to senders
+    /// that are owed one (not the null sender, not `NOTIFY=NEVER`).
     pub dsn: bool,
 }
 
