@@ -36,9 +36,11 @@ use crate::{IpwarmError, snapshot};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SuppressionConfig {
-    /// Whether bad-mailbox bounces suppress recipients (default true).
+    /// Whether bad-mailbox bounces suppress recipients (default true). Operator entries are
+    /// kept either way.
     pub enabled: bool,
-    /// How long a recipient stays suppressed (default 30 days).
+    /// How long a bounced recipient stays suppressed (default 30 days); operator entries
+    /// stay until removed.
     #[serde(deserialize_with = "duration")]
     pub ttl: Duration,
     /// Most entries kept (default 1,000,000); the oldest are evicted first.
@@ -192,9 +194,10 @@ impl Suppressions {
         of(tenant) || (!tenant.is_empty() && of(""))
     }
 
-    /// Suppresses `address` for `tenant` for the configured `ttl` from `now_ms`, for
-    /// `origin` with an optional `reason`. Returns whether it was not suppressed before. Does
-    /// nothing when suppression is disabled.
+    /// Suppresses `address` for `tenant` from `now_ms`, for `origin` with an optional
+    /// `reason`: a bounce for the configured `ttl` (nothing when suppression is disabled),
+    /// an operator's entry until it is removed. Returns whether it was not suppressed
+    /// before.
     pub fn add(
         &mut self,
         tenant: &str,
@@ -203,14 +206,16 @@ impl Suppressions {
         origin: SuppressionOrigin,
         reason: Option<&str>,
     ) -> bool {
-        if !self.config.enabled {
-            return false;
-        }
+        let until_ms = match origin {
+            SuppressionOrigin::Bounce if !self.config.enabled => return false,
+            SuppressionOrigin::Bounce => now_ms.saturating_add(duration_ms(self.config.ttl)),
+            SuppressionOrigin::Manual => u64::MAX,
+        };
         self.insert(
             Suppression {
                 tenant: tenant.to_owned(),
                 address: address.to_owned(),
-                until_ms: now_ms.saturating_add(duration_ms(self.config.ttl)),
+                until_ms,
                 added_ms: now_ms,
                 origin,
                 reason: reason.map(str::to_owned),
@@ -423,7 +428,8 @@ mod tests {
                 "{tenant} {address}"
             );
         }
-        assert!(!s.is_suppressed("acme", "anyone@example.net", NOW + 31 * DAY));
+        // Operator entries do not expire.
+        assert!(s.is_suppressed("acme", "anyone@example.net", NOW + 3650 * DAY));
     }
 
     #[test]
@@ -457,8 +463,11 @@ mod tests {
             enabled: false,
             ..SuppressionConfig::default()
         });
-        assert!(!off.add("a", "b@c.d", NOW, MANUAL, None));
+        assert!(!off.add("a", "b@c.d", NOW, BOUNCE, None));
         assert!(off.is_empty());
+        // An operator's entry is kept even then, and never expires.
+        assert!(off.add("a", "b@c.d", NOW, MANUAL, None));
+        assert!(off.is_suppressed("a", "b@c.d", NOW + 3650 * DAY));
     }
 
     #[test]

@@ -57,6 +57,22 @@ impl EngineAdmin {
         }
     }
 
+    /// Writes the suppression list to disk (off the reactor) before an answer says a change
+    /// was made.
+    async fn save_suppressions(&self) -> Result<(), BackendError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.inner.reputation.save_suppressions())
+            .await
+            .map_err(|e| BackendError::Failed {
+                what: "saving the suppression list",
+                source: Box::new(e),
+            })?
+            .map_err(|e| BackendError::Failed {
+                what: "saving the suppression list",
+                source: Box::new(e),
+            })
+    }
+
     /// Logs an admin action.
     fn log_action(&self, actor: &Actor, action: String, count: Option<&ActionCount>) {
         let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
@@ -481,6 +497,7 @@ impl AdminBackend for EngineAdmin {
                     }
                 }
             });
+            self.save_suppressions().await?;
             self.log_action(
                 &actor,
                 format!("suppress {} addresses", entries.len()),
@@ -500,6 +517,7 @@ impl AdminBackend for EngineAdmin {
                 s.remove(key.tenant.as_deref().unwrap_or(""), &key.address)
             });
             if removed {
+                self.save_suppressions().await?;
                 self.log_action(&actor, format!("unsuppress {}", key.address), None);
             }
             Ok(removed)

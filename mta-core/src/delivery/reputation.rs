@@ -29,6 +29,9 @@ pub(crate) struct Reputation {
     egress: Mutex<Egress>,
     classifier: RwLock<Arc<Classifier>>,
     suppressions: Mutex<Suppressions>,
+    /// Held while state files are written (the periodic save and an operator's change may
+    /// run at once; both write through the same temporary file).
+    saving: Mutex<()>,
     /// Where the state is saved.
     dir: PathBuf,
     /// Address and EHLO name for sources that set none (the built-in `default` source).
@@ -84,6 +87,7 @@ impl Reputation {
             egress: Mutex::new(egress),
             classifier: RwLock::new(Arc::new(classifier)),
             suppressions: Mutex::new(suppressions),
+            saving: Mutex::new(()),
             dir,
             default_address: config.delivery.source_address,
             default_ehlo: config
@@ -220,18 +224,32 @@ impl Reputation {
 
     /// Saves egress and suppression state; drops expired suppressions first.
     pub(crate) fn save(&self) {
-        let now = now_ms();
         let egress = self.egress().snapshot();
-        let suppressions = {
+        let _writing = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(error) = write_state(&self.dir.join(EGRESS_STATE), &egress) {
+            warn!(file = EGRESS_STATE, %error, "could not save state");
+        }
+        if let Err(error) = self.write_suppressions() {
+            warn!(file = SUPPRESSIONS_STATE, %error, "could not save state");
+        }
+    }
+
+    /// Saves the suppression list now (fsync, then rename): an operator's change is on disk
+    /// before the admin API answers.
+    pub(crate) fn save_suppressions(&self) -> std::io::Result<()> {
+        let _writing = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_suppressions()
+    }
+
+    /// Writes the suppression list; the caller holds `saving`.
+    fn write_suppressions(&self) -> std::io::Result<()> {
+        let now = now_ms();
+        let bytes = {
             let mut s = self.suppressions();
             s.purge_expired(now);
             s.snapshot(now)
         };
-        for (name, bytes) in [(EGRESS_STATE, egress), (SUPPRESSIONS_STATE, suppressions)] {
-            if let Err(error) = write_state(&self.dir.join(name), &bytes) {
-                warn!(file = name, %error, "could not save state");
-            }
-        }
+        write_state(&self.dir.join(SUPPRESSIONS_STATE), &bytes)
     }
 }
 

@@ -229,6 +229,10 @@ async fn every_ctl_command_works_against_a_running_mta() {
     assert_eq!(entry["address"], "blocked@stuck.test", "{suppressions}");
     assert_eq!(entry["origin"], "manual", "{suppressions}");
     assert_eq!(entry["reason"], "asked to stop", "{suppressions}");
+    // On disk before the answer: a crash right after it keeps the entry.
+    let saved = std::fs::read_to_string(world.dir.path().join("spool").join("suppressions.state"))
+        .expect("the suppression list is saved");
+    assert!(saved.contains("blocked@stuck.test"), "{saved}");
     let (ok, _, err) = ctl(
         &world,
         &[
