@@ -436,7 +436,9 @@ async fn suppressions(
                 ])
             );
             let answer = client.send(Method::GET, &path, None).await?;
-            show::<SuppressionPage>(out, json, &answer, render::suppressions)
+            show::<SuppressionPage>(out, json, &answer, |page| {
+                render::suppressions(page, tenant.as_deref())
+            })
         }
         SuppressionsCommand::Add {
             addresses,

@@ -252,7 +252,7 @@ pub(crate) fn pools(view: &PoolsView) -> String {
 }
 
 /// `mta ctl suppressions [list]`.
-pub(crate) fn suppressions(page: &SuppressionPage) -> String {
+pub(crate) fn suppressions(page: &SuppressionPage, tenant: Option<&str>) -> String {
     if page.entries.is_empty() {
         return "no suppressions\n".to_owned();
     }
@@ -274,7 +274,11 @@ pub(crate) fn suppressions(page: &SuppressionPage) -> String {
     }
     let mut out = table.render();
     if let Some(next) = &page.next {
-        let _ = writeln!(out, "more: mta ctl suppressions list --after {next}");
+        let tenant = tenant.map(|t| format!(" --tenant {t}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "more: mta ctl suppressions list{tenant} --after {next}"
+        );
     }
     out
 }

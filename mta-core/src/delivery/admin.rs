@@ -408,10 +408,17 @@ impl AdminBackend for EngineAdmin {
                         throttle,
                     });
                 }
+                let member_of: Vec<&str> = inner
+                    .config
+                    .pools
+                    .iter()
+                    .filter(|p| p.sources.iter().any(|s| **s == *source.name))
+                    .map(|p| p.name.as_str())
+                    .collect();
                 views.push(SourceView {
                     name: source.name.to_string(),
                     address: source.address,
-                    pool: None,
+                    pool: (!member_of.is_empty()).then(|| member_of.join(", ")),
                     warmup,
                     providers,
                 });
@@ -462,9 +469,15 @@ impl AdminBackend for EngineAdmin {
                     },
                 })
                 .collect();
-            page.sort_by(|a, b| a.address.cmp(&b.address));
-            let next = (page.len() > limit).then(|| page[limit - 1].address.clone());
-            page.truncate(limit);
+            page.sort_by(|a, b| (&a.address, &a.tenant).cmp(&(&b.address, &b.tenant)));
+            // `after` is an address: an address suppressed for several tenants is never
+            // split across pages (the page may run a few entries past `limit` for it).
+            let mut end = page.len().min(limit.max(1));
+            while end < page.len() && page[end].address == page[end - 1].address {
+                end += 1;
+            }
+            let next = (end < page.len()).then(|| page[end - 1].address.clone());
+            page.truncate(end);
             Ok(SuppressionPage {
                 entries: page,
                 next,
@@ -574,15 +587,17 @@ impl AdminBackend for EngineAdmin {
             let mut components = vec![
                 ComponentHealth {
                     name: "delivery".into(),
+                    // Stopping: probes see 503 and send traffic elsewhere.
                     status: if inner.shutdown.is_cancelled() {
-                        HealthStatus::Degraded
+                        HealthStatus::Failing
                     } else {
                         HealthStatus::Ok
                     },
-                    detail: Some(format!(
-                        "{} jobs queued",
-                        inner.queued.load(Ordering::Relaxed)
-                    )),
+                    detail: Some(if inner.shutdown.is_cancelled() {
+                        "stopping".to_owned()
+                    } else {
+                        format!("{} jobs queued", inner.queued.load(Ordering::Relaxed))
+                    }),
                 },
                 ComponentHealth {
                     name: "delivery_log".into(),

@@ -229,6 +229,42 @@ async fn every_ctl_command_works_against_a_running_mta() {
     assert_eq!(entry["address"], "blocked@stuck.test", "{suppressions}");
     assert_eq!(entry["origin"], "manual", "{suppressions}");
     assert_eq!(entry["reason"], "asked to stop", "{suppressions}");
+    // One address suppressed for two tenants is never split across pages.
+    for tenant in ["acme", "beta"] {
+        let (ok, _, err) = ctl(
+            &world,
+            &["suppressions", "add", "dup@stuck.test", "--tenant", tenant],
+        )
+        .await;
+        assert!(ok, "{err}");
+    }
+    let page = ctl_json(
+        &world,
+        &[
+            "suppressions",
+            "list",
+            "--after",
+            "blocked@stuck.test",
+            "--limit",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2, "{page}");
+    for tenant in ["acme", "beta"] {
+        let (ok, _, err) = ctl(
+            &world,
+            &[
+                "suppressions",
+                "remove",
+                "dup@stuck.test",
+                "--tenant",
+                tenant,
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+    }
     // On disk before the answer: a crash right after it keeps the entry.
     let saved = std::fs::read_to_string(world.dir.path().join("spool").join("suppressions.state"))
         .expect("the suppression list is saved");

@@ -216,6 +216,9 @@ async fn a_warming_source_never_exceeds_its_allowance_and_the_pool_spills() {
         .find(|s| s.name == "ip-b")
         .expect("ip-b in the pools view");
     assert_eq!(ip_b.warmup.as_ref().map(|w| w.day), Some(1), "{view:?}");
+    assert_eq!(ip_b.pool.as_deref(), Some("bulk"), "{view:?}");
+    let ip_a = view.sources.iter().find(|s| s.name == "ip-a").unwrap();
+    assert_eq!(ip_a.pool.as_deref(), Some("default, bulk"), "{view:?}");
     world.stop().await;
 }
 

@@ -516,6 +516,16 @@ async fn suppressions_add_list_and_remove() {
         out.ends_with("more: mta ctl suppressions list --after example.net\n"),
         "{out}"
     );
+    let out = ctl(
+        &h,
+        &["suppressions", "list", "--tenant", "acme", "--limit", "1"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.ends_with("more: mta ctl suppressions list --tenant acme --after example.net\n"),
+        "the hint keeps the tenant: {out}"
+    );
     let out = ctl(&h, &["suppressions", "list", "--after", "example.net"])
         .await
         .unwrap();

@@ -22,7 +22,8 @@ pub struct SourceView {
     pub name: String,
     /// The local address it binds (`null`: the system's choice).
     pub address: Option<IpAddr>,
-    /// The pool (`X-MTA-Pool`) it belongs to, if any.
+    /// The pools (`[[pool]]`, chosen by tenant or `X-MTA-Pool`) it belongs to, comma-separated,
+    /// if any.
     pub pool: Option<String>,
     /// Its warmup schedule, while it is warming up (`null`: warm, or no warmup).
     pub warmup: Option<Warmup>,
