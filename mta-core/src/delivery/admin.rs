@@ -129,7 +129,7 @@ impl DeliveryEngine {
                     Labeled {
                         job: job.clone(),
                         provider: label.map(|l| l.0.clone()),
-                        source: label.map(|l| l.1.clone()),
+                        source: label.and_then(|l| l.1.clone()),
                     }
                 })
                 .collect()
@@ -171,7 +171,11 @@ impl DeliveryEngine {
         };
         let mut taken = inner.timer.lock().expect("timer lock").remove_where(|job| {
             let label = labels.get(&job.domain);
-            label_entry(job, label.map(|l| &*l.0), label.map(|l| &*l.1))
+            label_entry(
+                job,
+                label.map(|l| &*l.0),
+                label.and_then(|l| l.1.as_deref()),
+            )
         });
         let pools: Vec<_> = inner
             .pools

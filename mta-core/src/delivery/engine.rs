@@ -50,8 +50,8 @@ const CLEANUP_INTERVAL_MS: u64 = 60_000;
 /// How often the queue gauges are refreshed; also the timer loop's longest sleep.
 const GAUGE_INTERVAL_MS: u64 = 1_000;
 
-/// Where a domain's mail last went: (provider or site, source).
-pub(crate) type Label = (Arc<str>, Arc<str>);
+/// Where a domain's mail last went: (provider name, source once one was chosen).
+pub(crate) type Label = (Arc<str>, Option<Arc<str>>);
 
 /// Takes messages the server has made durable and delivers them.
 pub trait Submit: Send + Sync {
@@ -252,6 +252,19 @@ impl DeliveryEngine {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
+    /// Records the provider (and source, once chosen) `job`'s domain was routed to, for the
+    /// admin views of jobs waiting in the scheduler.
+    fn label(&self, job: &Job, provider: &Arc<str>, source: Option<&Arc<str>>) {
+        let mut labels = self.inner.labels.lock().expect("labels lock");
+        let label = labels
+            .entry(job.domain.clone())
+            .or_insert_with(|| (provider.clone(), None));
+        label.0 = provider.clone();
+        if let Some(source) = source {
+            label.1 = Some(source.clone());
+        }
+    }
+
     /// Schedules `job` at `at_ms` (or its expiry).
     pub(crate) fn schedule(&self, job: Job, at_ms: u64) -> u64 {
         let at = self
@@ -405,10 +418,11 @@ impl DeliveryEngine {
             Some(provider) => Arc::from(provider.as_str()),
             None => Arc::from(destination.site()),
         };
-        if let Some(until) = inner
-            .suspensions
-            .until(&job, Some(shaping.provider_name()), None)
-        {
+        // Every job that waits in the scheduler from here is labelled first, so mail held by a
+        // suspension or a warmup cap shows under its provider in the admin views.
+        let provider: Arc<str> = Arc::from(shaping.provider_name());
+        if let Some(until) = inner.suspensions.until(&job, Some(&provider), None) {
+            self.label(&job, &provider, None);
             self.schedule(job, until);
             return;
         }
@@ -423,25 +437,20 @@ impl DeliveryEngine {
             Decision::Use(source) => source,
             Decision::WaitUntil { until, reason } => {
                 debug!(domain = %job.domain, ?reason, until, "no source may send now");
+                self.label(&job, &provider, None);
                 self.schedule(job, until.max(now + 1));
                 return;
             }
         };
-        if let Some(until) =
-            inner
-                .suspensions
-                .until(&job, Some(shaping.provider_name()), Some(&source.name))
+        self.label(&job, &provider, Some(&source.name));
+        if let Some(until) = inner
+            .suspensions
+            .until(&job, Some(&provider), Some(&source.name))
         {
-            inner
-                .reputation
-                .release(&source.name, shaping.provider_name());
+            inner.reputation.release(&source.name, &provider);
             self.schedule(job, until);
             return;
         }
-        inner.labels.lock().expect("labels lock").insert(
-            job.domain.clone(),
-            (Arc::from(shaping.provider_name()), source.name.clone()),
-        );
         let key = PoolKey {
             source: source.name.clone(),
             site,

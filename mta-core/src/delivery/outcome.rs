@@ -90,6 +90,23 @@ impl Results {
         )
     }
 
+    /// The same classified reply for every recipient of the job (a refusal before any
+    /// recipient was named: greeting, EHLO), with the throttle's retry time.
+    pub(crate) fn all_classified(
+        job: &Job,
+        reply: SmtpReply,
+        class: ipwarm::Class,
+        retry_at: Option<u64>,
+    ) -> Results {
+        let mut results = Results::all(job, reply);
+        for item in &mut results.items {
+            item.class = Some(class.as_str());
+            item.blames_source = class.blames_source();
+        }
+        results.retry_at = retry_at;
+        results
+    }
+
     /// One reply per recipient, in order, with their classes and the throttle's retry time.
     pub(crate) fn classified(
         indices: &[usize],

@@ -330,12 +330,17 @@ impl Pool {
                         jobs.push(job);
                     }
                 }
-                // The first job had its permit: the throttle hears how it went.
-                inner.reputation.record(
+                // The first job had its permit: the throttle hears how it went. A refusal
+                // at the greeting or EHLO is classified like any reply, so a block of the
+                // source's IP suspends it and its recipients are retried, not bounced.
+                let class = inner
+                    .reputation
+                    .classify(&reply, self.shaping.provider_name());
+                let reaction = inner.reputation.record(
                     &self.key.source,
                     self.shaping.provider_name(),
                     &self.key.site,
-                    Class::Transient,
+                    class,
                     false,
                 );
                 for job in jobs {
@@ -343,7 +348,8 @@ impl Pool {
                     inner
                         .reputation
                         .release(&self.key.source, self.shaping.provider_name());
-                    let results = Results::all(&job, reply.clone());
+                    let results =
+                        Results::all_classified(&job, reply.clone(), class, reaction.retry_at);
                     engine.finish(job, results, self.outcome(None, None)).await;
                 }
                 return;
@@ -496,7 +502,7 @@ impl Pool {
         // recipient was accepted, else the first refusal's.
         let classes: Vec<Class> = replies
             .iter()
-            .map(|r| inner.reputation.classify(r, &self.key.site))
+            .map(|r| inner.reputation.classify(r, self.shaping.provider_name()))
             .collect();
         let delivered = classes.contains(&Class::Delivered);
         let message_class = if delivered {

@@ -354,6 +354,7 @@ async fn every_ctl_command_works_against_a_running_mta() {
 async fn a_suspended_provider_gets_nothing_within_a_second_until_resumed() {
     let mut r = Records::new();
     r.mx("isp.test", 10, "mx.isp.test")
+        .mx("fresh.test", 10, "mx.isp.test")
         .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
     let mut world = World::new(r).await;
     let sink = world.sink(2, SinkConfig::default()).await;
@@ -391,7 +392,15 @@ async fn a_suspended_provider_gets_nothing_within_a_second_until_resumed() {
             )
             .await;
     }
-    wait_queued(&world, &["--provider", "isp"], 5).await;
+    // A domain never routed before is held too, and shows under its provider.
+    world
+        .send(
+            "sender@sender.test",
+            &["first@fresh.test"],
+            "Subject: held\r\n\r\nx\r\n",
+        )
+        .await;
+    wait_queued(&world, &["--provider", "isp"], 6).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.messages().len(), 1, "delivered while suspended");
 
@@ -399,7 +408,7 @@ async fn a_suspended_provider_gets_nothing_within_a_second_until_resumed() {
     let id = list["suspensions"][0]["id"].as_str().unwrap().to_owned();
     let (ok, _, err) = ctl(&world, &["resume", &id]).await;
     assert!(ok, "{err}");
-    sink.wait_for_messages(6, WAIT).await.unwrap();
+    sink.wait_for_messages(7, WAIT).await.unwrap();
     world.stop().await;
 }
 

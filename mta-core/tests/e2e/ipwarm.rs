@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::dns::Records;
-use benches::sink::{BlockRule, RateLimit, ReplySpec, Rule, SinkConfig};
+use benches::sink::{BlockRule, GreetingRefusal, RateLimit, ReplySpec, Rule, SinkConfig};
+use queue::Spool;
 
 use crate::world::{World, events};
 
@@ -362,6 +363,56 @@ async fn a_5xx_ip_block_is_retried_not_bounced() {
     assert!(
         events(&log, "Bounce", "someone@isp.test").is_empty(),
         "{log:#?}"
+    );
+    world.stop().await;
+}
+
+/// A block at the greeting (before any recipient is named) is the IP's problem too: the
+/// message is deferred, not bounced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_at_the_greeting_is_deferred_not_bounced() {
+    let mut r = Records::new();
+    r.mx("isp.test", 10, "mx.isp.test")
+        .a("mx.isp.test", Ipv4Addr::new(127, 0, 0, 2));
+    let mut world = World::new(r).await;
+    let _sink = world
+        .sink(
+            2,
+            SinkConfig {
+                greeting_refusal: Some(GreetingRefusal {
+                    fraction: 1.0,
+                    reply: ReplySpec::parse(
+                        "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org",
+                    )
+                    .unwrap(),
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+    world.start("", "bounces = false").await;
+    let id = world
+        .send(
+            "bulk@sender.test",
+            &["someone@isp.test"],
+            "Subject: blocked\r\n\r\nx\r\n",
+        )
+        .await;
+    let log = world
+        .wait_log("the deferral", |r| {
+            r["type"] == "TransientFailure" && r["recipient"] == "someone@isp.test"
+        })
+        .await;
+    let deferred = events(&log, "TransientFailure", "someone@isp.test");
+    assert_eq!(deferred[0]["reply_code"], 554, "{log:#?}");
+    assert_eq!(deferred[0]["class"], "blocklisted", "{log:#?}");
+    assert!(
+        events(&log, "Bounce", "someone@isp.test").is_empty(),
+        "{log:#?}"
+    );
+    assert!(
+        world.running().spool.envelope(id).is_ok(),
+        "still queued for a retry"
     );
     world.stop().await;
 }
