@@ -105,7 +105,9 @@ pub use config::{
 pub use egress::{Decision, Egress, KeyState, PoolId, Restored, Source};
 pub use error::IpwarmError;
 pub use snapshot::SNAPSHOT_VERSION;
-pub use suppress::{Suppression, SuppressionConfig, SuppressionOrigin, Suppressions};
+pub use suppress::{
+    Suppression, SuppressionConfig, SuppressionOrigin, Suppressions, encode_snapshot,
+};
 pub use throttle::{
     Change, Health, Limits, OTHER_PROVIDER, Permit, Reaction, Reason, ReputationConfig,
     StartLimits, ThrottleState, Throttles,

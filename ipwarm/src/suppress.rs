@@ -225,29 +225,48 @@ impl Suppressions {
     }
 
     /// Adds `entry` (admin, or restore). An entry already in force keeps its origin and
-    /// reason and gets the later of the two ends; one that had expired is replaced. Returns
-    /// whether the address was not suppressed before.
+    /// reason and gets the later of the two ends, except that an operator's entry takes
+    /// over a bounce entry; one that had expired is replaced. Returns whether the entry was
+    /// added or taken over (false: the address was already suppressed that way).
     pub fn insert(&mut self, entry: Suppression, now_ms: u64) -> bool {
         let key = key(&entry.tenant, &entry.address);
         if let Some((shared, old)) = self.entries.get_key_value(key.as_str()) {
             let (shared, old_until) = (shared.clone(), old.until_ms);
             let was_in_force = now_ms < old_until;
-            if !was_in_force || entry.until_ms > old_until {
+            let takes_over = entry.origin == SuppressionOrigin::Manual
+                && old.origin == SuppressionOrigin::Bounce;
+            let replaces = !was_in_force || takes_over;
+            let until = if was_in_force {
+                entry.until_ms.max(old_until)
+            } else {
+                entry.until_ms
+            };
+            if replaces || until != old_until {
                 self.by_expiry.remove(&(old_until, shared.clone()));
-                self.by_expiry.insert((entry.until_ms, shared.clone()));
-                let replacement = (!was_in_force).then(|| {
+                self.by_expiry.insert((until, shared.clone()));
+                let replacement = replaces.then(|| {
                     let reason = self.intern(entry.reason.as_deref());
                     Entry::new(&entry, reason)
                 });
                 let kept = self.entries.get_mut(&shared).expect("present");
-                match replacement {
-                    Some(replacement) => *kept = replacement,
-                    None => kept.until_ms = entry.until_ms,
+                if let Some(replacement) = replacement {
+                    *kept = replacement;
                 }
+                kept.until_ms = until;
             }
-            return !was_in_force;
+            return replaces;
         }
         while self.entries.len() >= self.config.max_entries {
+            // Full of operator entries (which never expire): a bounce is not kept rather
+            // than evicting one of them.
+            if entry.origin == SuppressionOrigin::Bounce
+                && self
+                    .by_expiry
+                    .first()
+                    .is_some_and(|(until, _)| *until == u64::MAX)
+            {
+                return false;
+            }
             let Some((_, oldest)) = self.by_expiry.pop_first() else {
                 break;
             };
@@ -300,8 +319,16 @@ impl Suppressions {
     /// Suppressions in force at `now_ms`, of one tenant or all, sorted by tenant and
     /// address; at most `limit`.
     pub fn list(&self, tenant: Option<&str>, now_ms: u64, limit: usize) -> Vec<Suppression> {
-        let mut out: Vec<Suppression> = self
-            .entries
+        let mut out = self.in_force(tenant, now_ms);
+        out.sort_by(|a, b| (&a.tenant, &a.address).cmp(&(&b.tenant, &b.address)));
+        out.truncate(limit);
+        out
+    }
+
+    /// The suppressions in force at `now_ms`, of one tenant or all, in no particular order
+    /// (cheaper than [`Suppressions::list`]: for snapshots).
+    pub fn in_force(&self, tenant: Option<&str>, now_ms: u64) -> Vec<Suppression> {
+        self.entries
             .iter()
             .filter(|(_, entry)| now_ms < entry.until_ms)
             .filter_map(|(key, entry)| {
@@ -315,15 +342,12 @@ impl Suppressions {
                     reason: entry.reason.as_deref().map(str::to_owned),
                 })
             })
-            .collect();
-        out.sort_by(|a, b| (&a.tenant, &a.address).cmp(&(&b.tenant, &b.address)));
-        out.truncate(limit);
-        out
+            .collect()
     }
 
     /// The entries in force at `now_ms` as bytes (JSON, versioned).
     pub fn snapshot(&self, now_ms: u64) -> Vec<u8> {
-        snapshot::encode(&self.list(None, now_ms, usize::MAX))
+        encode_snapshot(&self.in_force(None, now_ms))
     }
 
     /// Replaces the list with a snapshot's entries still in force at `now_ms` (at most
@@ -341,6 +365,12 @@ impl Suppressions {
         }
         Ok(self.entries.len())
     }
+}
+
+/// The snapshot bytes of `entries` (from [`Suppressions::in_force`]): lets a caller copy the
+/// entries under its lock and encode them after releasing it.
+pub fn encode_snapshot(entries: &[Suppression]) -> Vec<u8> {
+    snapshot::encode(&entries)
 }
 
 #[cfg(test)]
@@ -482,6 +512,28 @@ mod tests {
         assert_eq!(s.reasons.len(), 1, "\"asked\" is no longer held");
         s.purge_expired(NOW + 31 * DAY);
         assert!(s.reasons.is_empty() && s.is_empty());
+    }
+
+    #[test]
+    fn an_operator_entry_takes_over_a_bounce_and_is_never_evicted_for_one() {
+        let mut s = list(2);
+        s.add("t", "x@example.com", NOW, BOUNCE, Some("550 5.1.1"));
+        assert!(s.add("t", "x@example.com", NOW + 1, MANUAL, Some("asked")));
+        let x = &s.list(None, NOW, 10)[0];
+        assert_eq!((x.origin, x.reason.as_deref()), (MANUAL, Some("asked")));
+        assert!(s.is_suppressed("t", "x@example.com", NOW + 3650 * DAY));
+        // A bounce does not take over an operator's entry.
+        assert!(!s.add("t", "x@example.com", NOW + 2, BOUNCE, Some("550 5.1.1")));
+        assert_eq!(s.list(None, NOW, 10)[0].origin, MANUAL);
+        // Full of operator entries: a new bounce is dropped, not one of them.
+        assert!(s.add("t", "y@example.com", NOW, MANUAL, None));
+        assert!(!s.add("t", "z@example.com", NOW, BOUNCE, None));
+        assert_eq!(s.len(), 2);
+        assert!(
+            s.is_suppressed("t", "x@example.com", NOW)
+                && s.is_suppressed("t", "y@example.com", NOW)
+        );
+        assert_eq!(s.by_expiry.len(), 2);
     }
 
     #[test]

@@ -244,12 +244,16 @@ impl Reputation {
     /// Writes the suppression list; the caller holds `saving`.
     fn write_suppressions(&self) -> std::io::Result<()> {
         let now = now_ms();
-        let bytes = {
+        // Copied under the lock (deliveries check it), encoded and written after.
+        let entries = {
             let mut s = self.suppressions();
             s.purge_expired(now);
-            s.snapshot(now)
+            s.in_force(None, now)
         };
-        write_state(&self.dir.join(SUPPRESSIONS_STATE), &bytes)
+        write_state(
+            &self.dir.join(SUPPRESSIONS_STATE),
+            &ipwarm::encode_snapshot(&entries),
+        )
     }
 }
 
@@ -257,11 +261,17 @@ fn read_state(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+/// Writes `bytes` to `path` atomically and durably: a temporary file, fsync, rename, then
+/// fsync of the directory (so the rename itself survives a power loss).
 pub(super) fn write_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }
