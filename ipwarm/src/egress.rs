@@ -244,6 +244,19 @@ impl Egress {
         &self.pools[usize::from(pool.0)].name
     }
 
+    /// The names of the pools `source` belongs to, in configuration order (the built-in
+    /// `default` pool for the built-in source).
+    pub fn pools_of(&self, source: &str) -> Vec<&str> {
+        let Some(&member) = self.source_index.get(source) else {
+            return Vec::new();
+        };
+        self.pools
+            .iter()
+            .filter(|p| p.members.contains(&member))
+            .map(|p| &*p.name)
+            .collect()
+    }
+
     /// A source by name.
     pub fn source(&self, name: &str) -> Option<&Arc<Source>> {
         self.source_index

@@ -84,7 +84,12 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> anyhow::Resu
     )
     .await?;
     let addrs = server.local_addrs();
-    let admin = Arc::new(EngineAdmin::new(engine.clone(), config_path, signer));
+    let admin = Arc::new(EngineAdmin::new(
+        engine.clone(),
+        config_path,
+        signer,
+        shutdown.clone(),
+    ));
     if let Some(dir) = config
         .admin
         .socket

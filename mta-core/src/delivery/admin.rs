@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use queue::scheduler::Job;
 use queue::{MessageId, Spool};
+use tokio_util::sync::CancellationToken;
 
 use super::engine::{DeliveryEngine, now_ms};
 use super::outcome::{Outcome, Results};
@@ -38,21 +39,26 @@ pub struct EngineAdmin {
     config_path: Option<PathBuf>,
     /// The server's DKIM signer, replaced on reload.
     signer: SignerHandle,
+    /// Cancelled when the MTA starts stopping (before sessions drain): health says so.
+    stopping: CancellationToken,
     started_at: SystemTime,
 }
 
 impl EngineAdmin {
     /// The backend for `engine`; `config_path` is what `reload` re-reads.
-    /// `signer` is the server's DKIM signer, which reload replaces.
+    /// `signer` is the server's DKIM signer, which reload replaces; `stopping` is the
+    /// lifecycle's shutdown token.
     pub fn new(
         engine: DeliveryEngine,
         config_path: Option<PathBuf>,
         signer: SignerHandle,
+        stopping: CancellationToken,
     ) -> EngineAdmin {
         EngineAdmin {
             engine,
             config_path,
             signer,
+            stopping,
             started_at: SystemTime::now(),
         }
     }
@@ -203,6 +209,36 @@ impl DeliveryEngine {
     }
 }
 
+/// Makes the jobs a lifted suspension held due now. They wait in the scheduler for exactly
+/// its end; jobs waiting for a retry are left alone. For a domain or tenant (fields of the
+/// job), jobs of the scope that wait for an expiry before the suspension's end are released
+/// too (a held job whose expiry came first; or a retry capped at its expiry, which gets one
+/// more attempt); for provider or source scopes those cannot be told from others and wait.
+fn release_held(engine: &DeliveryEngine, suspension: &Suspension) {
+    let end = suspend::end_ms(suspension);
+    let by_job_fields = matches!(
+        suspension.scope,
+        SuspensionScope::Domain(_) | SuspensionScope::Tenant { .. }
+    );
+    let jobs = engine
+        .inner
+        .timer
+        .lock()
+        .expect("timer lock")
+        .remove_scheduled_where(|at, job| {
+            if by_job_fields {
+                suspend::covers(&suspension.scope, job, None, None)
+                    && (at == end || (at == job.expires_ms && at < end))
+            } else {
+                at == end
+            }
+        });
+    let now = now_ms();
+    for job in jobs {
+        engine.schedule(job, now);
+    }
+}
+
 fn count(jobs: &[Job]) -> ActionCount {
     let mut messages: Vec<MessageId> = jobs.iter().map(|j| j.message).collect();
     messages.sort_unstable();
@@ -281,34 +317,14 @@ impl AdminBackend for EngineAdmin {
                 return Ok(false);
             };
             self.log_action(&actor, format!("resume {id}"), None);
-            // Jobs held for the suspension wait in the scheduler for exactly its end: those
-            // are due now. Jobs waiting for a retry are left alone. A job that expires before
-            // the end waits for its expiry instead; for a domain or tenant (fields of the job)
-            // those are released too, for provider or source scopes they cannot be told from
-            // others and wait.
-            let end = suspend::end_ms(&removed);
-            let by_job_fields = matches!(
-                removed.scope,
-                SuspensionScope::Domain(_) | SuspensionScope::Tenant { .. }
-            );
-            let jobs = self
-                .engine
-                .inner
-                .timer
-                .lock()
-                .expect("timer lock")
-                .remove_scheduled_where(|at, job| {
-                    if by_job_fields {
-                        suspend::covers(&removed.scope, job, None, None)
-                            && (at == end || (at == job.expires_ms && at < end))
-                    } else {
-                        at == end
-                    }
-                });
-            let now = now_ms();
-            for job in jobs {
-                self.engine.schedule(job, now);
-            }
+            release_held(&self.engine, &removed);
+            // A job being held at this very moment (suspension checked, not yet in the
+            // scheduler) is missed by that pass: a second one shortly after catches it.
+            let engine = self.engine.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                release_held(&engine, &removed);
+            });
             Ok(true)
         })
     }
@@ -412,17 +428,10 @@ impl AdminBackend for EngineAdmin {
                         throttle,
                     });
                 }
-                let member_of: Vec<&str> = inner
-                    .config
-                    .pools
-                    .iter()
-                    .filter(|p| p.sources.iter().any(|s| **s == *source.name))
-                    .map(|p| p.name.as_str())
-                    .collect();
                 views.push(SourceView {
                     name: source.name.to_string(),
                     address: source.address,
-                    pool: (!member_of.is_empty()).then(|| member_of.join(", ")),
+                    pool: inner.reputation.pools_of(&source.name),
                     warmup,
                     providers,
                 });
@@ -587,17 +596,19 @@ impl AdminBackend for EngineAdmin {
     fn health(&self) -> BoxFuture<'_, Health> {
         Box::pin(async move {
             let inner = &self.engine.inner;
+            let stopping = self.stopping.is_cancelled() || inner.shutdown.is_cancelled();
             let dropped = inner.log.dropped();
             let mut components = vec![
                 ComponentHealth {
                     name: "delivery".into(),
-                    // Stopping: probes see 503 and send traffic elsewhere.
-                    status: if inner.shutdown.is_cancelled() {
+                    // Stopping (from the signal on, while sessions drain): probes see 503
+                    // and send traffic elsewhere.
+                    status: if stopping {
                         HealthStatus::Failing
                     } else {
                         HealthStatus::Ok
                     },
-                    detail: Some(if inner.shutdown.is_cancelled() {
+                    detail: Some(if stopping {
                         "stopping".to_owned()
                     } else {
                         format!("{} jobs queued", inner.queued.load(Ordering::Relaxed))

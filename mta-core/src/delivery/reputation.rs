@@ -217,6 +217,13 @@ impl Reputation {
         (egress.sources().cloned().collect(), egress.state(now_ms()))
     }
 
+    /// The names of the pools a source belongs to, joined with `, ` (`None`: none).
+    pub(crate) fn pools_of(&self, source: &str) -> Option<String> {
+        let egress = self.egress();
+        let pools = egress.pools_of(source);
+        (!pools.is_empty()).then(|| pools.join(", "))
+    }
+
     /// The suppression list (for the admin API).
     pub(crate) fn with_suppressions<T>(&self, f: impl FnOnce(&mut Suppressions, u64) -> T) -> T {
         f(&mut self.suppressions(), now_ms())

@@ -208,7 +208,8 @@ async fn every_ctl_command_works_against_a_running_mta() {
     wait_queued(&world, &[], 3).await;
 
     let pools = ctl_json(&world, &["pools"]).await;
-    assert!(pools.to_string().contains("\"default\""), "{pools}");
+    assert_eq!(pools["sources"][0]["name"], "default", "{pools}");
+    assert_eq!(pools["sources"][0]["pool"], "default", "{pools}");
 
     let (ok, _, err) = ctl(
         &world,
