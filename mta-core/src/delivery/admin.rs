@@ -313,18 +313,17 @@ impl AdminBackend for EngineAdmin {
         actor: Actor,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move {
-            let Some(removed) = self.engine.inner.suspensions.remove(id) else {
+            // Released under the suspensions lock, which every hold takes too: no job held at
+            // this moment is missed.
+            let engine = &self.engine;
+            let removed = engine
+                .inner
+                .suspensions
+                .remove_and(id, |removed| release_held(engine, removed));
+            if removed.is_none() {
                 return Ok(false);
-            };
+            }
             self.log_action(&actor, format!("resume {id}"), None);
-            release_held(&self.engine, &removed);
-            // A job being held at this very moment (suspension checked, not yet in the
-            // scheduler) is missed by that pass: a second one shortly after catches it.
-            let engine = self.engine.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                release_held(&engine, &removed);
-            });
             Ok(true)
         })
     }

@@ -421,11 +421,15 @@ impl DeliveryEngine {
         // Every job that waits in the scheduler from here is labelled first, so mail held by a
         // suspension or a warmup cap shows under its provider in the admin views.
         let provider: Arc<str> = Arc::from(shaping.provider_name());
-        if let Some(until) = inner.suspensions.until(&job, Some(&provider), None) {
-            self.label(&job, &provider, None);
-            self.schedule(job, until);
+        let Some(job) = inner
+            .suspensions
+            .hold(job, Some(&provider), None, |job, until| {
+                self.label(&job, &provider, None);
+                self.schedule(job, until);
+            })
+        else {
             return;
-        }
+        };
         let now = now_ms();
         let source = match inner.reputation.choose(
             job.tenant.as_deref(),
@@ -443,14 +447,16 @@ impl DeliveryEngine {
             }
         };
         self.label(&job, &provider, Some(&source.name));
-        if let Some(until) = inner
-            .suspensions
-            .until(&job, Some(&provider), Some(&source.name))
-        {
-            inner.reputation.release(&source.name, &provider);
-            self.schedule(job, until);
+        let Some(job) =
+            inner
+                .suspensions
+                .hold(job, Some(&provider), Some(&source.name), |job, until| {
+                    inner.reputation.release(&source.name, &provider);
+                    self.schedule(job, until);
+                })
+        else {
             return;
-        }
+        };
         let key = PoolKey {
             source: source.name.clone(),
             site,

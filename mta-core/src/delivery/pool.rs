@@ -42,8 +42,8 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a job may not go now, and until when (unix ms).
 enum NotNow {
-    /// An operator suspension of this job (its domain, tenant or campaign).
-    Job(u64),
+    /// An operator suspension covers this job (held until its end, see `not_now`).
+    Job,
     /// The source's throttle for this provider: nothing in the pool may go before then.
     Pool(u64),
 }
@@ -254,13 +254,16 @@ impl Pool {
         let inner = &engine.inner;
         loop {
             if !inner.suspensions.is_empty()
-                && let Some(until) = inner.suspensions.until(
-                    job,
-                    Some(self.shaping.provider_name()),
-                    Some(&self.key.source),
-                )
+                && inner
+                    .suspensions
+                    .until(
+                        job,
+                        Some(self.shaping.provider_name()),
+                        Some(&self.key.source),
+                    )
+                    .is_some()
             {
-                return Err(NotNow::Job(until));
+                return Err(NotNow::Job);
             }
             match inner.reputation.permit(&self.key.source, &self.key.site) {
                 Permit::Send => return Ok(()),
@@ -283,7 +286,19 @@ impl Pool {
     /// (throttle), every queued job goes back too, so no connection is opened in vain.
     fn not_now(&self, engine: &DeliveryEngine, job: Job, why: NotNow) {
         match why {
-            NotNow::Job(at) => self.hand_back(engine, job, at),
+            NotNow::Job => {
+                // Held under the suspensions lock (see `Suspensions::hold`); resumed since
+                // the permit check: due now.
+                let job = engine.inner.suspensions.hold(
+                    job,
+                    Some(self.shaping.provider_name()),
+                    Some(&self.key.source),
+                    |job, until| self.hand_back(engine, job, until),
+                );
+                if let Some(job) = job {
+                    self.hand_back(engine, job, now_ms());
+                }
+            }
             NotNow::Pool(at) => {
                 self.hand_back(engine, job, at);
                 self.hand_back_all(engine, at);

@@ -27,6 +27,24 @@ fn ms(time: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Until when the suspensions in `list` hold `job` (the latest end of those covering it).
+fn until_in(
+    list: &[Suspension],
+    job: &Job,
+    provider: Option<&str>,
+    source: Option<&str>,
+) -> Option<u64> {
+    if list.is_empty() {
+        return None;
+    }
+    let now = SystemTime::now();
+    list.iter()
+        .filter(|s| s.expires_at > now)
+        .filter(|s| covers(&s.scope, job, provider, source))
+        .map(|s| ms(s.expires_at))
+        .max()
+}
+
 /// The moment (unix ms) a suspension ends: jobs it holds are scheduled for exactly this.
 pub(crate) fn end_ms(suspension: &Suspension) -> u64 {
     ms(suspension.expires_at)
@@ -101,13 +119,41 @@ impl Suspensions {
         suspension
     }
 
-    /// Removes a suspension by id; returns it, or `None` when there was none.
-    pub(crate) fn remove(&self, id: &str) -> Option<Suspension> {
+    /// Removes a suspension by id and runs `release` with it while the list is still
+    /// locked (see [`Suspensions::hold`]); returns it, or `None` when there was none.
+    pub(crate) fn remove_and(
+        &self,
+        id: &str,
+        release: impl FnOnce(&Suspension),
+    ) -> Option<Suspension> {
         let mut list = self.lock();
         let index = list.iter().position(|s| s.id == id)?;
         let removed = list.remove(index);
         self.save(&list);
+        release(&removed);
         Some(removed)
+    }
+
+    /// Holds `job` until the end of the latest suspension that covers it, if one does:
+    /// `hold` runs (and schedules the job) while the list is locked, so a resume, which
+    /// removes the suspension and releases what it held under the same lock, cannot miss a
+    /// job held at that moment. Returns the job when no suspension covers it. Lock order:
+    /// the list, then whatever `hold` takes (the scheduler, the warmup counters).
+    pub(crate) fn hold(
+        &self,
+        job: Job,
+        provider: Option<&str>,
+        source: Option<&str>,
+        hold: impl FnOnce(Job, u64),
+    ) -> Option<Job> {
+        let list = self.lock();
+        match until_in(&list, &job, provider, source) {
+            Some(until) => {
+                hold(job, until);
+                None
+            }
+            None => Some(job),
+        }
     }
 
     /// The suspensions in force (expired ones are dropped).
@@ -126,16 +172,7 @@ impl Suspensions {
         provider: Option<&str>,
         source: Option<&str>,
     ) -> Option<u64> {
-        let list = self.lock();
-        if list.is_empty() {
-            return None;
-        }
-        let now = SystemTime::now();
-        list.iter()
-            .filter(|s| s.expires_at > now)
-            .filter(|s| covers(&s.scope, job, provider, source))
-            .map(|s| ms(s.expires_at))
-            .max()
+        until_in(&self.lock(), job, provider, source)
     }
 
     /// True when no suspension is in force (the fast path of every check).
