@@ -6,14 +6,16 @@
 //! waiting for more: an idle spool commits a lone message at once, and under load a batch is
 //! whatever arrived during the previous commit. It then applies the batch's writes as one sled
 //! `apply_batch` on the `messages` tree (atomic across crashes), calls `flush()` (and, with
-//! `fsync`, `fdatasync` on the log file and new blob files), and only then answers every waiter.
+//! `fsync`, `fdatasync` on new or changed blob files and their directory, then on the log
+//! file), and only then answers every waiter.
 //!
 //! Invariants:
 //! - This thread is the only writer of the `messages` tree once the spool is open, so its
 //!   existence checks (`AlreadyExists`, `NotFound`) cannot race with another write; writes to
 //!   the same message within a batch are checked against the batch itself.
 //! - No waiter hears `Ok` before the sync that covers its write returned `Ok`; if the apply or
-//!   the sync fails, every waiter of the batch gets the error.
+//!   the sync fails, every waiter of the batch gets the error, and so does every later write
+//!   (the committer is poisoned until the spool is reopened).
 //! - Ops are applied in channel order, which is the order in which callers called the spool.
 //! - The channel is unbounded, but each op is owned by a caller that waits for it, so what it
 //!   holds is bounded by the callers' own limits (connections, message size).
@@ -86,13 +88,14 @@ impl Stats {
     }
 }
 
-/// Makes the engine's writes power-safe: `fdatasync` on the log file, and on blob files
-/// written since the last sync (sled writes blobs without syncing them).
+/// Makes the engine's writes power-safe: `fdatasync` on blob files written or changed since
+/// the last sync and on their directory, then on the log file (sled writes blobs without
+/// syncing them), so a synced log never points to a blob that is not on disk.
 pub(crate) struct FileSync {
     log: File,
     blob_dir: PathBuf,
-    /// Highest blob name (a log sequence number) already synced.
-    synced_blob: Option<u64>,
+    /// Blobs already synced, by name (a log sequence number), with the length they had.
+    synced: HashMap<u64, u64>,
 }
 
 impl FileSync {
@@ -100,20 +103,21 @@ impl FileSync {
         Self {
             log,
             blob_dir,
-            synced_blob: None,
+            synced: HashMap::new(),
         }
     }
 
-    /// Syncs the log file, then any blob newer than the last one synced, then (if there was
-    /// one) the blob directory, so the new names survive too.
+    /// Syncs every blob that is new or changed since the last sync (and then the blob
+    /// directory, so the new names survive too), then the log file.
     ///
-    /// Blobs are named by the log sequence number of their reservation, which grows with every
-    /// write; all writes happen on the committer thread, inside `apply_batch`, so every blob of
-    /// a batch exists when this runs. Listing the directory costs one `getdents` per commit,
-    /// proportional to the number of live blobs (large tree nodes only).
+    /// The committer's own writes (inside `apply_batch`) have their blobs complete when this
+    /// runs. The engine can also restructure tree nodes from other threads (reads split and
+    /// merge nodes); a blob such a write was still filling is synced again at the next
+    /// commit, since its length changed. Listing the directory costs one `getdents` and a
+    /// `stat` per live blob per commit (large tree nodes only).
     pub(crate) fn sync(&mut self) -> std::io::Result<()> {
-        self.log.sync_data()?;
-        let mut newest = self.synced_blob;
+        let mut listed = HashMap::with_capacity(self.synced.len());
+        let mut new_names = false;
         for entry in std::fs::read_dir(&self.blob_dir)? {
             let entry = entry?;
             let Some(lsn) = entry
@@ -123,22 +127,27 @@ impl FileSync {
             else {
                 continue;
             };
-            if self.synced_blob.is_some_and(|s| lsn <= s) {
-                continue;
-            }
-            match File::open(entry.path()) {
-                Ok(f) => f.sync_data()?,
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
                 // Removed by the engine since it was listed: nothing to sync.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
+            };
+            if self.synced.get(&lsn) != Some(&len) {
+                match File::open(entry.path()) {
+                    Ok(f) => f.sync_data()?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new_names |= !self.synced.contains_key(&lsn);
             }
-            newest = newest.max(Some(lsn));
+            listed.insert(lsn, len);
         }
-        if newest != self.synced_blob {
+        if new_names {
             File::open(&self.blob_dir)?.sync_all()?;
-            self.synced_blob = newest;
         }
-        Ok(())
+        self.synced = listed;
+        self.log.sync_data()
     }
 }
 
@@ -151,6 +160,10 @@ pub(crate) struct Committer {
     pub(crate) max_batch_bytes: usize,
     pub(crate) file_sync: Option<FileSync>,
     pub(crate) stats: Arc<Stats>,
+    /// The first failed commit's error. After one, nothing more is written: the storage may
+    /// have dropped data a later sync would paper over (a failed fdatasync can lose the
+    /// dirty pages, and the next one then succeeds), so a later 250 could rest on a hole.
+    pub(crate) poisoned: Option<Arc<std::io::Error>>,
 }
 
 /// How a write in the batch reports when the batch is synced.
@@ -268,7 +281,13 @@ impl Committer {
             }
         }
 
-        let result = self.apply_and_sync(batch, writes > 0);
+        let result = match &self.poisoned {
+            Some(first) => Err(std::io::Error::new(
+                first.kind(),
+                format!("the spool stopped writing after a failed commit: {first}"),
+            )),
+            None => self.apply_and_sync(batch, writes > 0),
+        };
         let elapsed = started.elapsed();
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         histogram!("spool_commit_seconds").record(elapsed.as_secs_f64());
@@ -293,6 +312,9 @@ impl Committer {
                 counter!("spool_commit_errors_total").increment(1);
                 // Every waiter gets the same error: shared, with its message and source chain.
                 let shared = Arc::new(error);
+                if self.poisoned.is_none() {
+                    self.poisoned = Some(Arc::clone(&shared));
+                }
                 for w in waiters {
                     let copy = std::io::Error::new(shared.kind(), Arc::clone(&shared));
                     answer(w.done, Err(SpoolError::Storage(copy)));

@@ -189,6 +189,7 @@ impl SledSpool {
             max_batch_bytes: config.max_batch_bytes,
             file_sync,
             stats: Arc::clone(&stats),
+            poisoned: None,
         };
         let handle = std::thread::Builder::new()
             .name("spool-commit".into())

@@ -65,3 +65,37 @@ fn acknowledged_writes_survive_reopen() {
         }
     }
 }
+
+/// After a failed commit the spool writes nothing more until it is reopened: a later sync
+/// could succeed over data the failed one lost, and acknowledge mail on a hole.
+#[test]
+fn a_failed_commit_stops_every_later_write() {
+    let dir = TempDir::new("poisoned");
+    let rt = runtime();
+    let (spool, _) = open(&dir.spool());
+    let first = MessageId::generate();
+    rt.block_on(spool.store(first, envelope_for(first), body_for(first)))
+        .unwrap();
+    // The commit's blob sync lists this directory: without it the commit fails.
+    let blobs = dir.spool().join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    let second = MessageId::generate();
+    let failed = rt.block_on(spool.store(second, envelope_for(second), body_for(second)));
+    assert!(failed.is_err(), "{failed:?}");
+    std::fs::create_dir(&blobs).unwrap();
+    let third = MessageId::generate();
+    let refused = rt.block_on(spool.store(third, envelope_for(third), body_for(third)));
+    let error = refused.expect_err("no write after a failed commit");
+    assert!(
+        error.to_string().contains("storage")
+            || format!("{error:?}").contains("stopped writing after a failed commit"),
+        "{error:?}"
+    );
+    assert!(spool.stats().failed_commits >= 2);
+    drop(spool);
+    // Reopened, the spool works again and still has what it acknowledged.
+    let (spool, _) = open(&dir.spool());
+    assert!(spool.envelope(first).is_ok());
+    rt.block_on(spool.store(third, envelope_for(third), body_for(third)))
+        .unwrap();
+}
