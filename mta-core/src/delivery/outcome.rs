@@ -40,6 +40,10 @@ impl Outcome {
     }
 }
 
+/// How long a job waits after the spool failed it (a DSN refused, an envelope unreadable)
+/// before it is handled again.
+const SPOOL_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The class of a recipient that was not attempted because it is suppressed.
 pub(crate) const SUPPRESSED: &str = "suppressed";
 
@@ -176,8 +180,21 @@ impl DeliveryEngine {
         let _guard = self.message_lock(job.message).lock().await;
         let mut envelope = match inner.spool.envelope(job.message) {
             Ok(envelope) => envelope,
-            Err(_) => {
+            Err(queue::SpoolError::NotFound(_)) => {
                 self.forget(&job);
+                return;
+            }
+            Err(error @ queue::SpoolError::Corrupt { .. }) => {
+                // Retrying cannot mend it; the next start quarantines it (docs/spool.md).
+                warn!(id = %job.message, %error, "message envelope is damaged; outcome not recorded");
+                self.forget(&job);
+                return;
+            }
+            Err(error) => {
+                // Storage trouble: the recipients are still pending on disk; this attempt
+                // is not recorded (a later one may deliver again: a duplicate, never a loss).
+                warn!(id = %job.message, %error, "could not read an envelope to record an outcome; retrying later");
+                self.retry_later(job);
                 return;
             }
         };
@@ -185,6 +202,7 @@ impl DeliveryEngine {
         let attempt = job.attempts + 1;
         let mut retry = Vec::new();
         let mut failures = Vec::new();
+        let mut decided = Vec::with_capacity(results.items.len());
         for Item {
             index,
             reply,
@@ -223,21 +241,42 @@ impl DeliveryEngine {
                 retry.push(index as u32);
                 EventKind::TransientFailure
             };
+            decided.push((index, kind, reply, class));
+        }
+        // A failure owed a DSN becomes final only once the DSN is in the spool: if it cannot
+        // be stored, the recipient stays pending and the failure is handled again later.
+        let mut dsn_failed = false;
+        if !failures.is_empty()
+            && inner.config.delivery.bounces
+            && !results.no_dsn
+            && let Err(error) = self
+                .send_dsn(job.message, &envelope, &failures, &outcome)
+                .await
+        {
+            warn!(id = %job.message, %error, "could not queue a DSN; the failures stay pending");
+            dsn_failed = true;
+            for failure in &failures {
+                envelope.recipients[failure.index].state = RecipientState::Pending;
+                retry.push(failure.index as u32);
+            }
+            for (index, kind, _, _) in &mut decided {
+                if failures.iter().any(|f| f.index == *index) {
+                    *kind = EventKind::TransientFailure;
+                }
+            }
+        }
+        for (index, kind, reply, class) in &decided {
             self.record(Event {
-                kind,
+                kind: *kind,
                 id: job.message,
                 envelope: &envelope,
-                recipient: index,
-                reply: &reply,
-                class,
+                recipient: *index,
+                reply,
+                class: *class,
                 outcome: &outcome,
                 attempt,
                 now_ms: now,
             });
-        }
-        if !failures.is_empty() && inner.config.delivery.bounces && !results.no_dsn {
-            self.send_dsn(job.message, &envelope, &failures, &outcome)
-                .await;
         }
         let retry_job = (!retry.is_empty()).then(|| {
             let next = inner
@@ -260,11 +299,30 @@ impl DeliveryEngine {
             warn!(id = %job.message, %error, "could not record a delivery outcome in the spool");
         }
         match retry_job {
+            // The spool refused the DSN (it refuses every write after a failed commit):
+            // try again in a while, from outside the scheduler, whose expiry cap would hand
+            // an expired job straight back.
+            Some((retry_job, _)) if dsn_failed => self.retry_later(retry_job),
             Some((retry_job, at)) => {
                 self.schedule(retry_job, at);
             }
             None => self.forget(&job),
         }
+    }
+
+    /// Schedules `job` again after [`SPOOL_RETRY`], from outside the scheduler (whose expiry
+    /// cap would hand an expired job straight back), for failures of the spool itself. On
+    /// shutdown the job is dropped from memory; its recipients are pending on disk.
+    fn retry_later(&self, job: Job) {
+        let engine = self.clone();
+        self.inner.tracker.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(SPOOL_RETRY) => {
+                    engine.schedule(job, now_ms());
+                }
+                _ = engine.inner.shutdown.cancelled() => {}
+            };
+        });
     }
 
     /// A job reached its maximum age: its recipients expire with their last reply.
@@ -287,30 +345,25 @@ impl DeliveryEngine {
     }
 
     /// Builds and queues the DSN for these failures (none for a null sender or when no
-    /// recipient asked for one).
+    /// recipient asked for one); `Err` when the spool did not take it.
     async fn send_dsn(
         &self,
         id: MessageId,
         envelope: &Envelope,
         failures: &[Failure],
         outcome: &Outcome,
-    ) {
+    ) -> Result<(), queue::SpoolError> {
         let Some((dsn_envelope, body)) = self.build_dsn(id, envelope, failures, outcome) else {
-            return;
+            return Ok(());
         };
         let dsn_id = MessageId::generate();
-        match self
-            .inner
+        self.inner
             .spool
             .store(dsn_id, dsn_envelope.clone(), body)
-            .await
-        {
-            Ok(()) => {
-                metrics::counter!("delivery_dsn_total").increment(1);
-                use super::engine::Submit;
-                self.submit(dsn_id, &dsn_envelope);
-            }
-            Err(error) => warn!(%id, %error, "could not queue a DSN"),
-        }
+            .await?;
+        metrics::counter!("delivery_dsn_total").increment(1);
+        use super::engine::Submit;
+        self.submit(dsn_id, &dsn_envelope);
+        Ok(())
     }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipwarm::{Class, Permit, Source};
-use queue::Spool;
 use queue::scheduler::{Due, Job, ReadyQueue, ReadyQueueConfig};
+use queue::{Spool, SpoolError};
 use tokio::sync::{Notify, Semaphore};
 use tracing::{debug, warn};
 
@@ -39,6 +39,10 @@ const UNRECORDED_PER_CONNECTION: usize = 32;
 /// A throttle wait up to this long is waited out on the open connection; a longer one sends
 /// the job back to the scheduler and closes the connection.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a job whose message could not be read from the spool waits before it is tried
+/// again (ms).
+const SPOOL_READ_RETRY_MS: u64 = 60_000;
 
 /// Why a job may not go now, and until when (unix ms).
 enum NotNow {
@@ -449,18 +453,33 @@ impl Pool {
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
         let (envelope, body) = match (spool.envelope(job.message), spool.body(job.message)) {
             (Ok(e), Ok(b)) => (e, b),
-            (Ok(_), Err(error)) => {
+            (Ok(_), Err(SpoolError::NotFound(_))) => {
                 // Damage outside the MTA (see docs/spool.md): the envelope stays for an
                 // eager open to quarantine.
-                warn!(id = %job.message, %error, "message body missing from the spool; not delivered");
+                warn!(id = %job.message, "message body missing from the spool; not delivered");
                 self.unsent(engine);
                 engine.forget(&job);
                 return;
             }
-            _ => {
+            (Err(SpoolError::NotFound(_)), _) => {
                 // Gone from the spool (bounced or deleted by an operator): nothing to send.
                 self.unsent(engine);
                 engine.forget(&job);
+                return;
+            }
+            (Err(error @ SpoolError::Corrupt { .. }), _) => {
+                // Retrying cannot mend it; the next start quarantines it (docs/spool.md).
+                warn!(id = %job.message, %error, "message envelope is damaged; not delivered");
+                self.unsent(engine);
+                engine.forget(&job);
+                return;
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                // A read error (storage trouble): the recipients are still
+                // pending on disk, so the job waits and tries again rather than being dropped.
+                warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
+                self.unsent(engine);
+                engine.schedule(job, now_ms() + SPOOL_READ_RETRY_MS);
                 return;
             }
         };
