@@ -210,6 +210,12 @@ fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &Cancella
         }
     });
     gauge!("spool_recovering").set(0.0);
+    engine.load_finished(
+        result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| crate::config::error_chain(e)),
+    );
     match result {
         Ok(()) => info!(
             pending,

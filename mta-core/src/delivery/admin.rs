@@ -15,7 +15,7 @@ use queue::scheduler::Job;
 use queue::{MessageId, Spool};
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{DeliveryEngine, now_ms};
+use super::engine::{DeliveryEngine, QueueLoad, now_ms};
 use super::outcome::{Outcome, Results};
 use super::suspend;
 use crate::admin::types::{
@@ -623,6 +623,9 @@ impl AdminBackend for EngineAdmin {
                     detail: (dropped > 0).then(|| format!("{dropped} records dropped")),
                 },
             ];
+            components.push(queue_load_health(
+                &inner.queue_load.lock().unwrap_or_else(|e| e.into_inner()),
+            ));
             let spool = inner.spool.stats();
             components.push(ComponentHealth {
                 name: "spool".into(),
@@ -638,6 +641,33 @@ impl AdminBackend for EngineAdmin {
             });
             Health::from_components(env!("CARGO_PKG_VERSION"), self.started_at, components)
         })
+    }
+}
+
+/// Health of loading the spool at start: `degraded` when it stopped at an error (the
+/// messages not loaded wait, undelivered, for the next start; new mail still flows).
+fn queue_load_health(load: &QueueLoad) -> ComponentHealth {
+    let (status, detail) = match load {
+        QueueLoad::Loading { messages } => (
+            HealthStatus::Ok,
+            format!("loading the spool: {messages} messages so far"),
+        ),
+        QueueLoad::Loaded { messages } => (
+            HealthStatus::Ok,
+            format!("{messages} messages loaded at start"),
+        ),
+        QueueLoad::Failed { messages, error } => (
+            HealthStatus::Degraded,
+            format!(
+                "loading the spool stopped after {messages} messages: {error}; \
+                 the rest wait for the next start"
+            ),
+        ),
+    };
+    ComponentHealth {
+        name: "queue_load".into(),
+        status,
+        detail: Some(detail),
     }
 }
 
@@ -755,5 +785,30 @@ impl DeliveryEngine {
             applied,
             needs_restart,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_load_is_degraded_only_when_it_stopped_at_an_error() {
+        let loading = queue_load_health(&QueueLoad::Loading { messages: 7 });
+        assert_eq!(loading.status, HealthStatus::Ok);
+        assert_eq!(loading.name, "queue_load");
+        let loaded = queue_load_health(&QueueLoad::Loaded { messages: 7 });
+        assert_eq!(loaded.status, HealthStatus::Ok);
+        assert_eq!(loaded.detail.as_deref(), Some("7 messages loaded at start"));
+        let failed = queue_load_health(&QueueLoad::Failed {
+            messages: 7,
+            error: "spool storage failure: I/O error".into(),
+        });
+        assert_eq!(failed.status, HealthStatus::Degraded);
+        let detail = failed.detail.unwrap();
+        assert!(
+            detail.contains("after 7 messages") && detail.contains("I/O error"),
+            "{detail}"
+        );
     }
 }

@@ -95,6 +95,20 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     /// Jobs in memory anywhere (timer, routing, ready queues, connections).
     pub(crate) queued: AtomicU64,
+    /// How far loading the spool's messages at start has got (for health).
+    pub(crate) queue_load: Mutex<QueueLoad>,
+}
+
+/// Where loading the spool's messages into the delivery queue stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueueLoad {
+    /// Still reading the spool; this many messages loaded so far.
+    Loading { messages: u64 },
+    /// Every message that was in the spool at start is queued.
+    Loaded { messages: u64 },
+    /// Reading stopped at a spool error: the messages not yet loaded stay in the spool,
+    /// undelivered, until the next start.
+    Failed { messages: u64, error: String },
 }
 
 impl Inner {
@@ -180,6 +194,7 @@ impl DeliveryEngine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 queued: AtomicU64::new(0),
+                queue_load: Mutex::new(QueueLoad::Loading { messages: 0 }),
                 spool,
                 live_config: Mutex::new(config.clone()),
                 config,
@@ -226,7 +241,31 @@ impl DeliveryEngine {
         }
         inner.queued.fetch_add(count, Ordering::Relaxed);
         inner.timer_wake.notify_one();
+        if let QueueLoad::Loading { messages } =
+            &mut *inner.queue_load.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            *messages += pending.len() as u64;
+        }
         count
+    }
+
+    /// Records the end of loading the spool at start: `Err` carries why reading stopped
+    /// early (health reports it until the next start).
+    pub fn load_finished(&self, result: Result<(), String>) {
+        let mut state = self
+            .inner
+            .queue_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let messages = match &*state {
+            QueueLoad::Loading { messages }
+            | QueueLoad::Loaded { messages }
+            | QueueLoad::Failed { messages, .. } => *messages,
+        };
+        *state = match result {
+            Ok(()) => QueueLoad::Loaded { messages },
+            Err(error) => QueueLoad::Failed { messages, error },
+        };
     }
 
     /// Stops every task: connections finish their current message and QUIT. Jobs still in

@@ -299,6 +299,19 @@ async fn every_ctl_command_works_against_a_running_mta() {
     assert!(reload["applied"].is_array(), "{reload}");
     let health = ctl_json(&world, &["health"]).await;
     assert_eq!(health["status"], "ok", "{health}");
+    let queue_load = health["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "queue_load")
+        .unwrap_or_else(|| panic!("no queue_load component: {health}"));
+    assert!(
+        queue_load["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("messages loaded at start"),
+        "{health}"
+    );
 
     // /metrics through promtool, the Prometheus project's own parser.
     let (ok, metrics, err) = ctl(&world, &["metrics"]).await;
