@@ -79,6 +79,22 @@ impl EngineAdmin {
             })
     }
 
+    /// Writes the suspension list to disk (off the reactor) before an answer says a change
+    /// was made.
+    async fn save_suspensions(&self) -> Result<(), BackendError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.inner.suspensions.save())
+            .await
+            .map_err(|e| BackendError::Failed {
+                what: "saving the suspension list",
+                source: Box::new(e),
+            })?
+            .map_err(|e| BackendError::Failed {
+                what: "saving the suspension list",
+                source: Box::new(e),
+            })
+    }
+
     /// Logs an admin action.
     fn log_action(&self, actor: &Actor, action: String, count: Option<&ActionCount>) {
         let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
@@ -288,7 +304,16 @@ impl AdminBackend for EngineAdmin {
         actor: Actor,
     ) -> BoxFuture<'_, Result<Suspension, BackendError>> {
         Box::pin(async move {
-            let suspension = self.engine.inner.suspensions.add(new, actor.to_string());
+            let engine = &self.engine;
+            let suspension = engine.inner.suspensions.add(new, actor.to_string());
+            if let Err(error) = self.save_suspensions().await {
+                // Not on disk: undo it, so the answer (an error) says what is in force.
+                engine
+                    .inner
+                    .suspensions
+                    .remove_and(&suspension.id, |removed| release_held(engine, removed));
+                return Err(error);
+            }
             self.log_action(
                 &actor,
                 format!(
@@ -320,8 +345,14 @@ impl AdminBackend for EngineAdmin {
                 .inner
                 .suspensions
                 .remove_and(id, |removed| release_held(engine, removed));
-            if removed.is_none() {
+            let Some(removed) = removed else {
                 return Ok(false);
+            };
+            if let Err(error) = self.save_suspensions().await {
+                // Still on disk: put it back (the jobs released are held again when next
+                // routed), so the answer (an error) says what is in force.
+                engine.inner.suspensions.restore(removed);
+                return Err(error);
             }
             self.log_action(&actor, format!("resume {id}"), None);
             Ok(true)

@@ -3,7 +3,9 @@
 //!
 //! Invariants: a suspended job is never attempted: it is handed back to the scheduler for
 //! the suspension's end, without counting an attempt; expired suspensions are dropped when
-//! seen; the list is saved next to the spool on every change, so a restart keeps it.
+//! seen; the list is saved next to the spool after every change (by the admin backend, off
+//! the reactor, before it answers), so a restart keeps it. Saving never holds the list's
+//! lock, which every delivery attempt takes.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -19,6 +21,9 @@ const FILE: &str = "suspensions.json";
 /// The suspensions in force.
 pub(crate) struct Suspensions {
     list: Mutex<Vec<Suspension>>,
+    /// Serialises writes of the file: each writes a snapshot taken under it, so the last
+    /// write is of the latest list.
+    save_lock: Mutex<()>,
     path: PathBuf,
 }
 
@@ -85,6 +90,7 @@ impl Suspensions {
         };
         Suspensions {
             list: Mutex::new(list),
+            save_lock: Mutex::new(()),
             path,
         }
     }
@@ -93,16 +99,26 @@ impl Suspensions {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save(&self, list: &[Suspension]) {
-        let result = serde_json::to_vec_pretty(list)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| super::reputation::write_state(&self.path, &bytes));
-        if let Err(error) = result {
+    /// Writes the list to disk (synced): blocking, call it off the reactor. The list's lock
+    /// is held only to copy it.
+    pub(crate) fn save(&self) -> std::io::Result<()> {
+        let _saving = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = self.list();
+        let bytes = serde_json::to_vec_pretty(&snapshot).map_err(std::io::Error::other)?;
+        super::reputation::write_state(&self.path, &bytes).inspect_err(|error| {
             warn!(path = %self.path.display(), %error, "could not save suspensions");
+        })
+    }
+
+    /// Puts back a suspension that was removed (a resume whose save failed).
+    pub(crate) fn restore(&self, suspension: Suspension) {
+        let mut list = self.lock();
+        if !list.iter().any(|s| s.id == suspension.id) {
+            list.push(suspension);
         }
     }
 
-    /// Adds a suspension.
+    /// Adds a suspension (in memory: [`Suspensions::save`] writes it).
     pub(crate) fn add(&self, new: NewSuspension, created_by: String) -> Suspension {
         let now = SystemTime::now();
         let suspension = Suspension {
@@ -113,14 +129,12 @@ impl Suspensions {
             expires_at: now + new.duration,
             created_by,
         };
-        let mut list = self.lock();
-        list.push(suspension.clone());
-        self.save(&list);
+        self.lock().push(suspension.clone());
         suspension
     }
 
-    /// Removes a suspension by id and runs `release` with it while the list is still
-    /// locked (see [`Suspensions::hold`]); returns it, or `None` when there was none.
+    /// Removes a suspension by id (in memory) and runs `release` with it while the list is
+    /// still locked (see [`Suspensions::hold`]); returns it, or `None` when there was none.
     pub(crate) fn remove_and(
         &self,
         id: &str,
@@ -129,7 +143,6 @@ impl Suspensions {
         let mut list = self.lock();
         let index = list.iter().position(|s| s.id == id)?;
         let removed = list.remove(index);
-        self.save(&list);
         release(&removed);
         Some(removed)
     }
@@ -178,5 +191,50 @@ impl Suspensions {
     /// True when no suspension is in force (the fast path of every check).
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn new(domain: &str) -> NewSuspension {
+        NewSuspension {
+            scope: SuspensionScope::Domain(domain.into()),
+            duration: Duration::from_secs(3600),
+            reason: "testing".into(),
+        }
+    }
+
+    #[test]
+    fn saved_changes_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let suspensions = Suspensions::load(dir.path());
+        let kept = suspensions.add(new("a.test"), "test".into());
+        let resumed = suspensions.add(new("b.test"), "test".into());
+        suspensions.save().unwrap();
+        assert!(suspensions.remove_and(&resumed.id, |_| {}).is_some());
+        suspensions.save().unwrap();
+        let restarted: Vec<_> = Suspensions::load(dir.path())
+            .list()
+            .into_iter()
+            .map(|s| (s.id, s.scope))
+            .collect();
+        assert_eq!(restarted, vec![(kept.id, kept.scope)]);
+    }
+
+    #[test]
+    fn a_failed_save_is_an_error_and_restore_puts_a_suspension_back_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // The state directory is gone: nothing can be written there.
+        let suspensions = Suspensions::load(&dir.path().join("missing"));
+        let suspension = suspensions.add(new("a.test"), "test".into());
+        assert!(suspensions.save().is_err());
+        let removed = suspensions.remove_and(&suspension.id, |_| {}).unwrap();
+        suspensions.restore(removed.clone());
+        suspensions.restore(removed);
+        assert_eq!(suspensions.list(), vec![suspension]);
     }
 }
