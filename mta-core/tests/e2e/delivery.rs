@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use benches::dns::Records;
 use benches::sink::{Rule, SinkConfig};
+use mta_core::admin::AdminBackend;
+use queue::Spool;
 use smtp_proto::Extensions;
 
 use crate::world::{World, events};
@@ -226,6 +228,73 @@ async fn a_5xx_bounces_with_a_dsn_that_reaches_the_sender_domain() {
     );
     let log = world.wait_log("bounce", |r| r["type"] == "Bounce").await;
     assert_eq!(events(&log, "Bounce", "nouser@a.test").len(), 1);
+    world.stop().await;
+}
+
+/// A bounce is final only once its DSN is in the spool: when the spool cannot take the DSN
+/// (it refuses every write after a failed commit), the recipient stays pending, and after a
+/// restart on working storage it is tried again and bounces with its DSN. (The DSN whose
+/// commit failed may have reached the disk all the same: the sender may get it twice, a
+/// duplicate, never a loss.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounce_whose_dsn_the_spool_refuses_stays_pending_until_it_can_be_sent() {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx.a.test")
+        .a("mx.a.test", ip(2))
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", ip(3));
+    let mut world = World::new(r).await;
+    let sender_mx = world.sink(3, SinkConfig::default()).await;
+    // Without bounce suppression, so the restarted MTA really tries the recipient again.
+    let config = "[suppression]\nenabled = false\n";
+    world.start(config, "").await;
+    // No MX host yet: the message waits in the spool, retried.
+    let id = world
+        .send(
+            "sender@sender.test",
+            &["nouser@a.test"],
+            &message("bounce me"),
+        )
+        .await;
+    // Break the storage: the next commit fails and the spool refuses writes from then on.
+    let blobs = world.dir.path().join("spool").join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    let isp = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::bounce_local_parts(["nouser"])],
+                ..Default::default()
+            },
+        )
+        .await;
+    let log = world
+        .wait_log("a 550 recorded as a deferral", |r| {
+            r["type"] == "TransientFailure"
+                && r["recipient"] == "nouser@a.test"
+                && r["reply_code"] == 550
+        })
+        .await;
+    assert!(
+        events(&log, "Bounce", "nouser@a.test").is_empty(),
+        "{log:#?}"
+    );
+    assert!(world.running().spool.envelope(id).is_ok());
+    let health = world.running().admin.health().await;
+    assert_eq!(health.status.to_string(), "failing", "{health:?}");
+
+    // Restart on mended storage: the recipient is still pending and now bounces, with a DSN.
+    let mta = world.mta.take().unwrap();
+    let _ = mta.stop().await; // closing a spool that failed a commit reports the failure
+    std::fs::create_dir(&blobs).unwrap();
+    world.start(config, "").await;
+    let dsn = sender_mx.wait_for_messages(1, WAIT).await.unwrap();
+    assert_eq!(dsn[0].mail_from, "");
+    assert_eq!(dsn[0].rcpt_to, ["sender@sender.test"]);
+    let log = world.wait_log("bounce", |r| r["type"] == "Bounce").await;
+    assert_eq!(events(&log, "Bounce", "nouser@a.test").len(), 1);
+    world.wait_removed(id).await;
+    assert!(isp.counters().transactions >= 2, "{:?}\n{:#?}", isp.counters(), world.log());
     world.stop().await;
 }
 
