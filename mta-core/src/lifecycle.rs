@@ -168,7 +168,7 @@ const RECOVERY_BATCH: usize = 10_000;
 
 /// Streams the messages stored before this start into the delivery queue, while the server
 /// already accepts new mail; removes those whose recipients were all final when the process
-/// stopped (their DSNs, if any, were queued before the original was updated). Stops early
+/// stopped (their DSNs, if any, were written with that final state). Stops early
 /// when `shutdown` fires (what is not loaded stays in the spool for the next start).
 fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &CancellationToken) {
     let started = std::time::Instant::now();

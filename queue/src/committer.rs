@@ -49,6 +49,15 @@ pub(crate) enum Op {
         done: Done,
         queued: Instant,
     },
+    /// Write a new message and change another, atomically (both or neither).
+    StoreWithChange {
+        id: MessageId,
+        envelope: Vec<u8>,
+        body: Vec<u8>,
+        change: ChangeOp,
+        done: Done,
+        queued: Instant,
+    },
     /// Replace an envelope.
     Update {
         id: MessageId,
@@ -66,6 +75,21 @@ pub(crate) enum Op {
     Flush { done: Done },
     /// Commit what came before, answer, and stop.
     Close { done: Done },
+}
+
+/// The change half of [`Op::StoreWithChange`], its envelope encoded.
+#[derive(Debug)]
+pub(crate) enum ChangeOp {
+    Update { id: MessageId, envelope: Vec<u8> },
+    Remove { id: MessageId },
+}
+
+impl ChangeOp {
+    fn id(&self) -> MessageId {
+        match self {
+            ChangeOp::Update { id, .. } | ChangeOp::Remove { id } => *id,
+        }
+    }
 }
 
 /// Shared counters behind [`SpoolStats`].
@@ -237,6 +261,51 @@ impl Committer {
                     Ok(true) => answer(done, Err(SpoolError::AlreadyExists(id))),
                     Err(e) => answer(done, Err(e)),
                 },
+                Op::StoreWithChange {
+                    id,
+                    envelope,
+                    body,
+                    change,
+                    done,
+                    queued,
+                } => {
+                    let target = change.id();
+                    let checked = match (self.exists(id, &in_batch), self.exists(target, &in_batch))
+                    {
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                        (Ok(true), _) => Err(SpoolError::AlreadyExists(id)),
+                        (Ok(false), Ok(false)) => Err(SpoolError::NotFound(target)),
+                        // The new message cannot be the one it changes.
+                        (Ok(false), Ok(true)) if target == id => Err(SpoolError::NotFound(id)),
+                        (Ok(false), Ok(true)) => Ok(()),
+                    };
+                    match checked {
+                        Ok(()) => {
+                            bytes += envelope.len() + body.len();
+                            batch.insert(&body_key(id)[..], body);
+                            batch.insert(&envelope_key(id)[..], envelope);
+                            in_batch.insert(id, true);
+                            match change {
+                                ChangeOp::Update { id, envelope } => {
+                                    bytes += envelope.len();
+                                    batch.insert(&envelope_key(id)[..], envelope);
+                                }
+                                ChangeOp::Remove { id } => {
+                                    batch.remove(&body_key(id)[..]);
+                                    batch.remove(&envelope_key(id)[..]);
+                                    in_batch.insert(id, false);
+                                }
+                            }
+                            writes += 2;
+                            waiters.push(Waiter {
+                                done,
+                                op: "store_with_change",
+                                queued: Some(queued),
+                            });
+                        }
+                        Err(e) => answer(done, Err(e)),
+                    }
+                }
                 Op::Update {
                     id,
                     envelope,
@@ -354,6 +423,18 @@ impl Op {
     fn weight(&self) -> (usize, usize) {
         match self {
             Op::Store { envelope, body, .. } => (1, envelope.len() + body.len()),
+            Op::StoreWithChange {
+                envelope,
+                body,
+                change,
+                ..
+            } => {
+                let changed = match change {
+                    ChangeOp::Update { envelope, .. } => envelope.len(),
+                    ChangeOp::Remove { .. } => 0,
+                };
+                (2, envelope.len() + body.len() + changed)
+            }
             Op::Update { envelope, .. } => (1, envelope.len()),
             Op::Remove { .. } => (1, 0),
             Op::Flush { .. } | Op::Close { .. } => (0, 0),

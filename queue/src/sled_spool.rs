@@ -25,7 +25,7 @@ use crossbeam::channel::{Sender, unbounded};
 use metrics::{counter, gauge};
 use tokio::sync::oneshot;
 
-use crate::committer::{Committer, Done, FileSync, Op, Stats};
+use crate::committer::{ChangeOp, Committer, Done, FileSync, Op, Stats};
 use crate::envelope::Envelope;
 use crate::error::{SpoolError, into_io};
 use crate::id::MessageId;
@@ -34,8 +34,8 @@ use crate::layout::{
     body_key, envelope_key, parse_key,
 };
 use crate::spool::{
-    Body, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry, RecoveredMessage,
-    Recovery, Spool, SpoolConfig, SpoolStats,
+    Body, Change, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry,
+    RecoveredMessage, Recovery, Spool, SpoolConfig, SpoolStats,
 };
 
 /// The spool on a sled database in one directory. Share it as `Arc<SledSpool>`.
@@ -377,6 +377,31 @@ impl Spool for SledSpool {
             id,
             envelope: envelope.encode(),
             body,
+            done,
+            queued: Instant::now(),
+        });
+        outcome(queued)
+    }
+
+    fn store_with_change(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        body: Vec<u8>,
+        change: Change<'_>,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {
+        let change = match change {
+            Change::Update(id, envelope) => ChangeOp::Update {
+                id,
+                envelope: envelope.encode(),
+            },
+            Change::Remove(id) => ChangeOp::Remove { id },
+        };
+        let queued = self.submit(|done| Op::StoreWithChange {
+            id,
+            envelope: envelope.encode(),
+            body,
+            change,
             done,
             queued: Instant::now(),
         });

@@ -45,6 +45,18 @@ pub trait Spool: Send + Sync + 'static {
         envelope: &Envelope,
     ) -> impl Future<Output = Result<(), SpoolError>> + Send + use<Self>;
 
+    /// Stores a new message and applies `change` to another one in the same atomic commit:
+    /// after a crash both are there or neither is (a DSN and the final states it reports).
+    /// Fails, writing neither, with [`SpoolError::AlreadyExists`] if `id` is taken or
+    /// [`SpoolError::NotFound`] if the changed message is gone (or is `id` itself).
+    fn store_with_change(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        body: Vec<u8>,
+        change: Change<'_>,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + use<Self>;
+
     /// Deletes a finished message, body and envelope. Resolves when the deletion is durable.
     /// Fails with [`SpoolError::NotFound`] if the message is not there.
     fn remove(
@@ -64,6 +76,15 @@ pub trait Spool: Send + Sync + 'static {
     /// Shutdown: refuses new writes, commits the ones already called, syncs, and stops the
     /// spool's background work. Reads keep working. Idempotent.
     fn close(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<Self>;
+}
+
+/// What [`Spool::store_with_change`] does to the other message.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// Replace its envelope.
+    Update(MessageId, &'a Envelope),
+    /// Delete it, body and envelope.
+    Remove(MessageId),
 }
 
 /// A message body read from the spool: a cheap, clonable, read-only handle.

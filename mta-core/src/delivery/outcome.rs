@@ -4,9 +4,9 @@
 //! nothing is pending); failures owed a DSN get one; every event is logged.
 //!
 //! Invariants: updates of one message are serialised (a message with recipients at several
-//! domains has several jobs in flight); a DSN is durable in the spool before the original
-//! message records its recipients as final, so a crash can duplicate a bounce but never lose
-//! one; the retry job is scheduled only after its envelope is written, so memory and disk
+//! domains has several jobs in flight); a DSN and the original message's record of the
+//! failures it reports are one atomic spool write, so a bounce is never lost and (barring a
+//! failed commit that reached the disk all the same) never sent twice; the retry job is scheduled only after its envelope is written, so memory and disk
 //! agree on what is pending.
 
 use std::net::IpAddr;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use queue::scheduler::{Job, RecipientIndices};
-use queue::{Envelope, MessageId, RecipientState, Spool};
+use queue::{Change, Envelope, MessageId, RecipientState, Spool};
 use tracing::warn;
 
 use super::engine::{DeliveryEngine, now_ms};
@@ -243,31 +243,66 @@ impl DeliveryEngine {
             };
             decided.push((index, kind, reply, class));
         }
-        // A failure owed a DSN becomes final only once the DSN is in the spool: if it cannot
-        // be stored, the recipient stays pending and the failure is handled again later.
-        let mut dsn_failed = false;
-        if !failures.is_empty()
-            && inner.config.delivery.bounces
-            && !results.no_dsn
-            && let Err(error) = self
-                .send_dsn(job.message, &envelope, &failures, &outcome)
-                .await
-        {
-            warn!(id = %job.message, %error, "could not queue a DSN; the failures stay pending");
-            dsn_failed = true;
-            for failure in &failures {
-                envelope.recipients[failure.index].state = RecipientState::Pending;
-                retry.push(failure.index as u32);
-            }
-            for (index, kind, _, _) in &mut decided {
-                if failures.iter().any(|f| f.index == *index) {
-                    *kind = EventKind::TransientFailure;
+        let retry_job = self.retry_job(&job, &mut envelope, &retry, attempt, now, results.retry_at);
+        // A failure owed a DSN becomes final only together with its DSN: the DSN and the
+        // original's new state are one atomic spool write (both or neither).
+        let dsn = if !failures.is_empty() && inner.config.delivery.bounces && !results.no_dsn {
+            self.build_dsn(job.message, &envelope, &failures, &outcome)
+        } else {
+            None
+        };
+        let change = if envelope.is_finished() {
+            Change::Remove(job.message)
+        } else {
+            Change::Update(job.message, &envelope)
+        };
+        let with_dsn = dsn.is_some();
+        let written = match dsn {
+            Some((dsn_envelope, body)) => {
+                let dsn_id = MessageId::generate();
+                let stored = inner
+                    .spool
+                    .store_with_change(dsn_id, dsn_envelope.clone(), body, change)
+                    .await;
+                if stored.is_ok() {
+                    metrics::counter!("delivery_dsn_total").increment(1);
+                    use super::engine::Submit;
+                    self.submit(dsn_id, &dsn_envelope);
                 }
+                stored
             }
-        }
+            None => match change {
+                Change::Remove(id) => inner.spool.remove(id).await,
+                Change::Update(id, envelope) => inner.spool.update(id, envelope).await,
+            },
+        };
+        let dsn_failed = match written {
+            Ok(()) => false,
+            Err(queue::SpoolError::NotFound(id)) if id == job.message => {
+                // Removed meanwhile (an operator's bounce or delete): nothing left to record.
+                self.forget(&job);
+                return;
+            }
+            Err(error) if with_dsn => {
+                // Neither the DSN nor the failures were written: they stay pending (on disk
+                // and here) and are handled again later.
+                warn!(id = %job.message, %error, "could not queue a DSN; the failures stay pending");
+                true
+            }
+            Err(error) => {
+                warn!(id = %job.message, %error, "could not record a delivery outcome in the spool");
+                false
+            }
+        };
         for (index, kind, reply, class) in &decided {
+            let failed_for_now =
+                dsn_failed && failures.iter().any(|failure| failure.index == *index);
             self.record(Event {
-                kind: *kind,
+                kind: if failed_for_now {
+                    EventKind::TransientFailure
+                } else {
+                    *kind
+                },
                 id: job.message,
                 envelope: &envelope,
                 recipient: *index,
@@ -278,36 +313,50 @@ impl DeliveryEngine {
                 now_ms: now,
             });
         }
-        let retry_job = (!retry.is_empty()).then(|| {
-            let next = inner
-                .retry
-                .next_attempt_ms(attempt, now, results.retry_at, &mut rand::rng())
-                .min(job.expires_ms);
-            envelope.next_attempt_ms = next;
-            envelope.attempts = envelope.attempts.max(attempt);
-            let mut retry_job = job.clone();
-            retry_job.recipients = RecipientIndices::from(retry);
-            retry_job.attempts = attempt;
-            (retry_job, next)
-        });
-        let written = if envelope.is_finished() {
-            inner.spool.remove(job.message).await
-        } else {
-            inner.spool.update(job.message, &envelope).await
-        };
-        if let Err(error) = written {
-            warn!(id = %job.message, %error, "could not record a delivery outcome in the spool");
+        if dsn_failed {
+            // Try again in a while (the spool refuses every write after a failed commit),
+            // from outside the scheduler, whose expiry cap would hand an expired job straight
+            // back.
+            retry.extend(failures.iter().map(|failure| failure.index as u32));
+            let mut again = job.clone();
+            again.recipients = RecipientIndices::from(retry);
+            again.attempts = attempt;
+            self.retry_later(again);
+            return;
         }
         match retry_job {
-            // The spool refused the DSN (it refuses every write after a failed commit):
-            // try again in a while, from outside the scheduler, whose expiry cap would hand
-            // an expired job straight back.
-            Some((retry_job, _)) if dsn_failed => self.retry_later(retry_job),
             Some((retry_job, at)) => {
                 self.schedule(retry_job, at);
             }
             None => self.forget(&job),
         }
+    }
+
+    /// The job for the recipients to retry, and when (also written into `envelope`); `None`
+    /// when there are none.
+    fn retry_job(
+        &self,
+        job: &Job,
+        envelope: &mut Envelope,
+        retry: &[u32],
+        attempt: u32,
+        now: u64,
+        retry_at: Option<u64>,
+    ) -> Option<(Job, u64)> {
+        if retry.is_empty() {
+            return None;
+        }
+        let next = self
+            .inner
+            .retry
+            .next_attempt_ms(attempt, now, retry_at, &mut rand::rng())
+            .min(job.expires_ms);
+        envelope.next_attempt_ms = next;
+        envelope.attempts = envelope.attempts.max(attempt);
+        let mut retry_job = job.clone();
+        retry_job.recipients = RecipientIndices::from(retry.to_vec());
+        retry_job.attempts = attempt;
+        Some((retry_job, next))
     }
 
     /// Schedules `job` again after [`SPOOL_RETRY`], from outside the scheduler (whose expiry
@@ -342,28 +391,5 @@ impl DeliveryEngine {
     /// A job leaves memory without a successor.
     pub(crate) fn forget(&self, _job: &Job) {
         self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Builds and queues the DSN for these failures (none for a null sender or when no
-    /// recipient asked for one); `Err` when the spool did not take it.
-    async fn send_dsn(
-        &self,
-        id: MessageId,
-        envelope: &Envelope,
-        failures: &[Failure],
-        outcome: &Outcome,
-    ) -> Result<(), queue::SpoolError> {
-        let Some((dsn_envelope, body)) = self.build_dsn(id, envelope, failures, outcome) else {
-            return Ok(());
-        };
-        let dsn_id = MessageId::generate();
-        self.inner
-            .spool
-            .store(dsn_id, dsn_envelope.clone(), body)
-            .await?;
-        metrics::counter!("delivery_dsn_total").increment(1);
-        use super::engine::Submit;
-        self.submit(dsn_id, &dsn_envelope);
-        Ok(())
     }
 }

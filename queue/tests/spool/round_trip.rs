@@ -1,6 +1,6 @@
 //! The write and read operations and their error variants.
 
-use queue::{MessageId, RecipientState, SledSpool, Spool, SpoolConfig, SpoolError};
+use queue::{Change, MessageId, RecipientState, SledSpool, Spool, SpoolConfig, SpoolError};
 
 use crate::common::{TempDir, body_for, envelope_for, open, open_raw, runtime, while_locked};
 
@@ -94,6 +94,87 @@ fn error_variants_table() {
     // The refused store did not overwrite the stored body.
     assert_eq!(spool.body(stored).unwrap().as_ref(), &body_for(stored)[..]);
     assert!(matches!(spool.body(absent), Err(SpoolError::NotFound(_))));
+}
+
+/// A new message and a change to another (a DSN and the final states it reports) are one
+/// atomic write: both land, or a refusal writes neither.
+#[test]
+fn store_with_change_writes_both_or_neither() {
+    let dir = TempDir::new("store-with-change");
+    let rt = runtime();
+    let (spool, _) = open(&dir.spool());
+    let original = MessageId::generate();
+    // Queued without awaiting: the change sees the store earlier in the same batch.
+    let store = spool.store(original, envelope_for(original), body_for(original));
+    let mut failed = envelope_for(original);
+    failed.recipients[0].state = RecipientState::Failed;
+    let dsn = MessageId::generate();
+    let with_update = spool.store_with_change(
+        dsn,
+        envelope_for(dsn),
+        body_for(dsn),
+        Change::Update(original, &failed),
+    );
+    rt.block_on(async {
+        let (s, w) = tokio::join!(store, with_update);
+        s.unwrap();
+        w.unwrap();
+    });
+    assert_eq!(spool.envelope(original).unwrap(), failed);
+    assert_eq!(spool.body(dsn).unwrap().as_ref(), &body_for(dsn)[..]);
+
+    let absent = MessageId::generate();
+    type Refusal<'a> = (&'a str, MessageId, Change<'a>, fn(&SpoolError) -> bool);
+    let refused: [Refusal<'_>; 3] = [
+        ("a taken id", dsn, Change::Remove(original), |e| {
+            matches!(e, SpoolError::AlreadyExists(_))
+        }),
+        (
+            "an absent message to change",
+            MessageId::generate(),
+            Change::Remove(absent),
+            |e| matches!(e, SpoolError::NotFound(_)),
+        ),
+        (
+            "the new message as its own change",
+            absent,
+            Change::Update(absent, &failed),
+            |e| matches!(e, SpoolError::NotFound(_)),
+        ),
+    ];
+    for (name, id, change, expected) in refused {
+        let error = rt
+            .block_on(spool.store_with_change(id, envelope_for(id), b"x".to_vec(), change))
+            .expect_err(name);
+        assert!(expected(&error), "{name}: {error:?}");
+        // Neither half was written.
+        assert_eq!(spool.envelope(original).unwrap(), failed, "{name}");
+        if id != dsn {
+            assert!(spool.envelope(id).is_err(), "{name}");
+        }
+    }
+    assert_eq!(spool.body(dsn).unwrap().as_ref(), &body_for(dsn)[..]);
+
+    let second = MessageId::generate();
+    rt.block_on(spool.store_with_change(
+        second,
+        envelope_for(second),
+        body_for(second),
+        Change::Remove(original),
+    ))
+    .unwrap();
+    drop(spool);
+    let (spool, recovery) = open(&dir.spool());
+    assert!(matches!(
+        spool.envelope(original),
+        Err(SpoolError::NotFound(_))
+    ));
+    assert!(matches!(spool.body(original), Err(SpoolError::NotFound(_))));
+    let mut pending: Vec<_> = recovery.pending.iter().map(|m| m.id).collect();
+    pending.sort();
+    let mut expected = vec![dsn, second];
+    expected.sort();
+    assert_eq!(pending, expected);
 }
 
 #[test]

@@ -589,8 +589,10 @@ async fn reload_and_health() {
         out,
         "ok (mta 0.1.0, started 2026-03-01T11:00:00Z)\n\n\
          COMPONENT     STATUS  DETAIL\n\
-         spool         ok      -\n\
-         delivery_log  ok      0 records dropped\n"
+         delivery      ok      12 jobs queued\n\
+         delivery_log  ok      -\n\
+         queue_load    ok      4031 messages loaded at start\n\
+         spool         ok      5120 commits, 0 failed\n"
     );
     h.backend.set_health(Health::from_components(
         "0.1.0",

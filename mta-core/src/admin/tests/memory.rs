@@ -160,18 +160,19 @@ impl MemoryBackend {
                 health: Health::from_components(
                     "0.1.0",
                     now() - Duration::from_secs(3600),
-                    vec![
-                        ComponentHealth {
-                            name: "spool".to_owned(),
-                            status: HealthStatus::Ok,
-                            detail: None,
-                        },
-                        ComponentHealth {
-                            name: "delivery_log".to_owned(),
-                            status: HealthStatus::Ok,
-                            detail: Some("0 records dropped".to_owned()),
-                        },
-                    ],
+                    [
+                        ("delivery", Some("12 jobs queued")),
+                        ("delivery_log", None),
+                        ("queue_load", Some("4031 messages loaded at start")),
+                        ("spool", Some("5120 commits, 0 failed")),
+                    ]
+                    .into_iter()
+                    .map(|(name, detail)| ComponentHealth {
+                        name: name.to_owned(),
+                        status: HealthStatus::Ok,
+                        detail: detail.map(str::to_owned),
+                    })
+                    .collect(),
                 ),
                 pools_error: None,
                 pools: PoolsView {
