@@ -439,6 +439,14 @@ impl DeliveryEngine {
     /// Finds the job's destination and hands it to the pool for (source, site).
     async fn route(&self, job: Job) {
         let inner = &self.inner;
+        // Domain and tenant suspensions hold mail before its destination is resolved: a
+        // suspended domain's mail waits even while its DNS fails (an operator's answer to a
+        // broken zone that would otherwise bounce everything).
+        let Some(job) = inner.suspensions.hold(job, None, None, |job, until| {
+            self.schedule(job, until);
+        }) else {
+            return;
+        };
         let routes = inner.routes();
         let destination = Destination::resolve(&job.domain, &routes, &inner.resolver).await;
         let destination = match destination {
