@@ -14,8 +14,8 @@ use std::pin::Pin;
 
 use super::types::{
     ActionCount, BounceResult, Filter, Health, MessageView, NewSuppression, NewSuspension,
-    PoolsView, QueueQuery, QueueSummary, ReloadReport, SuppressionChange, SuppressionKey,
-    SuppressionPage, SuppressionQuery, Suspension,
+    PoolsView, QuarantineList, QueueQuery, QueueSummary, ReloadReport, SuppressionChange,
+    SuppressionKey, SuppressionPage, SuppressionQuery, Suspension,
 };
 
 /// A boxed, `Send` future: what every [`AdminBackend`] method returns.
@@ -90,6 +90,16 @@ pub trait AdminBackend: Send + Sync + 'static {
         key: SuppressionKey,
         actor: Actor,
     ) -> BoxFuture<'_, Result<bool, BackendError>>;
+
+    /// The spool's quarantine (damaged entries set aside when the spool was loaded).
+    fn quarantine(&self) -> BoxFuture<'_, Result<QuarantineList, BackendError>>;
+
+    /// The quarantined body (the raw message) of a message (its id as given, not yet
+    /// parsed), or `None` when the quarantine holds no body of that id.
+    fn quarantined_body<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
 
     /// Re-reads the configuration file and applies what can change while running (the
     /// daemon maps SIGHUP here too).

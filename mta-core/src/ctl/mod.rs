@@ -28,9 +28,9 @@ pub(crate) use client::{AdminClient, Target, query_string};
 
 use crate::admin::types::{
     ActionCount, BounceRequest, BounceResult, Filter, FlushRequest, Health, HealthStatus,
-    MessageView, NewSuppression, NewSuppressions, NewSuspension, PoolsView, QueueSummary,
-    ReloadReport, Resumed, SuppressionChange, SuppressionPage, Suspension, SuspensionList,
-    SuspensionScope,
+    MessageView, NewSuppression, NewSuppressions, NewSuspension, PoolsView, QuarantineList,
+    QueueSummary, ReloadReport, Resumed, SuppressionChange, SuppressionPage, Suspension,
+    SuspensionList, SuspensionScope,
 };
 
 /// `mta ctl [--config FILE] [--socket PATH] [--json] COMMAND`.
@@ -116,6 +116,12 @@ pub enum CtlCommand {
         /// What to do.
         #[command(subcommand)]
         action: Option<SuppressionsCommand>,
+    },
+    /// List the damaged spool entries set aside when the spool was loaded; with an id,
+    /// print that message's quarantined body (the raw message) instead.
+    Quarantine {
+        /// A message id from the list.
+        id: Option<String>,
     },
     /// Re-read the configuration file (as SIGHUP does).
     Reload,
@@ -371,6 +377,21 @@ pub(crate) async fn execute_with(
         }
         CtlCommand::Suppressions { action } => {
             suppressions(client, action.as_ref(), json, out).await
+        }
+        CtlCommand::Quarantine { id: None } => {
+            let answer = client.send(Method::GET, "/v1/quarantine", None).await?;
+            show::<QuarantineList>(out, json, &answer, render::quarantine)
+        }
+        CtlCommand::Quarantine { id: Some(id) } => {
+            let path = format!("/v1/quarantine/{}", client::percent_encode(id));
+            let answer = client.send(Method::GET, &path, None).await?;
+            if !answer.status.is_success() {
+                return Err(answer.refusal());
+            }
+            // The raw message, as stored (also with --json).
+            out.write_all(&answer.body)
+                .and_then(|()| out.flush())
+                .map_err(|source| CtlError::Output { source })
         }
         CtlCommand::Reload => {
             let answer = client.send(Method::POST, "/v1/reload", None).await?;

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use super::table::{Table, or_dash, short_duration, time};
 use crate::admin::types::{
-    ActionCount, BounceResult, Health, MessageView, PoolsView, QueueSummary, ReloadReport,
-    ShapeTable, SuppressionChange, SuppressionOrigin, SuppressionPage, Suspension, SuspensionList,
-    ThrottleState,
+    ActionCount, BounceResult, Health, MessageView, PoolsView, QuarantineList, QueueSummary,
+    ReloadReport, ShapeTable, SuppressionChange, SuppressionOrigin, SuppressionPage, Suspension,
+    SuspensionList, ThrottleState,
 };
 
 /// `mta ctl queue`.
@@ -159,6 +159,32 @@ pub(crate) fn suspensions(list: &SuspensionList) -> String {
         ]);
     }
     table.render()
+}
+
+/// `mta ctl quarantine`.
+pub(crate) fn quarantine(list: &QuarantineList) -> String {
+    if list.total == 0 {
+        return "the quarantine is empty\n".to_owned();
+    }
+    let mut table = Table::new(&["ID", "KIND", "SIZE", "REASON"]);
+    for entry in &list.entries {
+        table.row(vec![
+            or_dash(entry.id.as_deref()),
+            entry.kind.clone(),
+            entry.size.to_string(),
+            entry.reason.clone(),
+        ]);
+    }
+    let mut out = table.render();
+    if list.total > list.entries.len() {
+        let _ = writeln!(
+            out,
+            "{} of {} entries shown",
+            list.entries.len(),
+            list.total
+        );
+    }
+    out
 }
 
 /// `mta ctl flush ...`.

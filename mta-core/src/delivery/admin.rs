@@ -12,18 +12,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use queue::scheduler::Job;
-use queue::{MessageId, Spool};
+use queue::{EntryKind, MessageId, Spool};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{DeliveryEngine, QueueLoad, now_ms};
 use super::outcome::{Outcome, Results};
 use super::suspend;
 use crate::admin::types::{
-    ActionCount, BounceResult, ComponentHealth, Filter, Health, HealthStatus, MessageView,
-    NewSuppression, NewSuspension, PoolsView, ProviderUse, QueueEntry, QueueQuery, QueueSummary,
-    QueueSummaryBuilder, ReloadReport, SourceView, Suppression, SuppressionChange, SuppressionKey,
-    SuppressionOrigin, SuppressionPage, SuppressionQuery, Suspension, SuspensionScope, Throttle,
-    ThrottleState, Warmup,
+    ActionCount, BounceResult, ComponentHealth, Filter, Health, HealthStatus, MAX_QUARANTINE_LIST,
+    MessageView, NewSuppression, NewSuspension, PoolsView, ProviderUse, QuarantineEntry,
+    QuarantineList, QueueEntry, QueueQuery, QueueSummary, QueueSummaryBuilder, ReloadReport,
+    SourceView, Suppression, SuppressionChange, SuppressionKey, SuppressionOrigin, SuppressionPage,
+    SuppressionQuery, Suspension, SuspensionScope, Throttle, ThrottleState, Warmup,
 };
 use crate::admin::{Actor, AdminBackend, BackendError, BoxFuture};
 use crate::client::SmtpReply;
@@ -79,20 +79,34 @@ impl EngineAdmin {
             })
     }
 
-    /// Writes the suspension list to disk (off the reactor) before an answer says a change
-    /// was made.
-    async fn save_suspensions(&self) -> Result<(), BackendError> {
+    /// Runs a change of the suspension list (a synced write) off the reactor: it runs to
+    /// its end even if the request goes away.
+    async fn change_suspensions<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&DeliveryEngine) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, BackendError> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.inner.suspensions.save())
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Failed {
+            what: "saving the suspension list",
+            source,
+        };
+        tokio::task::spawn_blocking(move || change(&engine))
             .await
-            .map_err(|e| BackendError::Failed {
-                what: "saving the suspension list",
-                source: Box::new(e),
-            })?
-            .map_err(|e| BackendError::Failed {
-                what: "saving the suspension list",
-                source: Box::new(e),
-            })
+            .map_err(|e| failed(Box::new(e)))?
+            .map_err(|e| failed(Box::new(e)))
+    }
+
+    /// The spool's quarantine, read off the reactor.
+    async fn quarantined(&self) -> Result<Vec<queue::QuarantinedEntry>, BackendError> {
+        let spool = self.engine.inner.spool.clone();
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Failed {
+            what: "reading the spool's quarantine",
+            source,
+        };
+        tokio::task::spawn_blocking(move || spool.quarantined())
+            .await
+            .map_err(|e| failed(Box::new(e)))?
+            .map_err(|e| failed(Box::new(e)))
     }
 
     /// Logs an admin action.
@@ -304,16 +318,10 @@ impl AdminBackend for EngineAdmin {
         actor: Actor,
     ) -> BoxFuture<'_, Result<Suspension, BackendError>> {
         Box::pin(async move {
-            let engine = &self.engine;
-            let suspension = engine.inner.suspensions.add(new, actor.to_string());
-            if let Err(error) = self.save_suspensions().await {
-                // Not on disk: undo it, so the answer (an error) says what is in force.
-                engine
-                    .inner
-                    .suspensions
-                    .remove_and(&suspension.id, |removed| release_held(engine, removed));
-                return Err(error);
-            }
+            let created_by = actor.to_string();
+            let suspension = self
+                .change_suspensions(move |engine| engine.inner.suspensions.add(new, created_by))
+                .await?;
             self.log_action(
                 &actor,
                 format!(
@@ -340,19 +348,17 @@ impl AdminBackend for EngineAdmin {
         Box::pin(async move {
             // Released under the suspensions lock, which every hold takes too: no job held at
             // this moment is missed.
-            let engine = &self.engine;
-            let removed = engine
-                .inner
-                .suspensions
-                .remove_and(id, |removed| release_held(engine, removed));
-            let Some(removed) = removed else {
+            let owned = id.to_owned();
+            let removed = self
+                .change_suspensions(move |engine| {
+                    engine
+                        .inner
+                        .suspensions
+                        .remove_and(&owned, |removed| release_held(engine, removed))
+                })
+                .await?;
+            if removed.is_none() {
                 return Ok(false);
-            };
-            if let Err(error) = self.save_suspensions().await {
-                // Still on disk: put it back (the jobs released are held again when next
-                // routed), so the answer (an error) says what is in force.
-                engine.inner.suspensions.restore(removed);
-                return Err(error);
             }
             self.log_action(&actor, format!("resume {id}"), None);
             Ok(true)
@@ -620,6 +626,46 @@ impl AdminBackend for EngineAdmin {
                 None,
             );
             Ok(report)
+        })
+    }
+
+    fn quarantine(&self) -> BoxFuture<'_, Result<QuarantineList, BackendError>> {
+        Box::pin(async move {
+            let entries = self.quarantined().await?;
+            let total = entries.len();
+            let entries = entries
+                .into_iter()
+                .take(MAX_QUARANTINE_LIST)
+                .map(|entry| QuarantineEntry {
+                    id: entry.id.map(|id| id.to_string()),
+                    kind: match entry.kind {
+                        EntryKind::Body => "body",
+                        EntryKind::Envelope => "envelope",
+                        EntryKind::Unknown => "unknown",
+                    }
+                    .to_owned(),
+                    size: entry.bytes.len() as u64,
+                    reason: entry.reason,
+                })
+                .collect();
+            Ok(QuarantineList { entries, total })
+        })
+    }
+
+    fn quarantined_body<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let Ok(id) = id.parse::<MessageId>() else {
+                return Ok(None);
+            };
+            Ok(self
+                .quarantined()
+                .await?
+                .into_iter()
+                .find(|entry| entry.id == Some(id) && entry.kind == EntryKind::Body)
+                .map(|entry| entry.bytes.to_vec()))
         })
     }
 

@@ -3,9 +3,9 @@
 //!
 //! Invariants: a suspended job is never attempted: it is handed back to the scheduler for
 //! the suspension's end, without counting an attempt; expired suspensions are dropped when
-//! seen; the list is saved next to the spool after every change (by the admin backend, off
-//! the reactor, before it answers), so a restart keeps it. Saving never holds the list's
-//! lock, which every delivery attempt takes.
+//! seen; a change is written to disk (next to the spool) before it takes effect, so a
+//! restart keeps what the admin API answered; writing never holds the list's lock, which
+//! every delivery attempt takes.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -21,8 +21,9 @@ const FILE: &str = "suspensions.json";
 /// The suspensions in force.
 pub(crate) struct Suspensions {
     list: Mutex<Vec<Suspension>>,
-    /// Serialises writes of the file: each writes a snapshot taken under it, so the last
-    /// write is of the latest list.
+    /// Serialises changes: each writes the changed list to disk, then applies the change
+    /// in memory, under it (the list's own lock, which delivery takes, is never held
+    /// across a write).
     save_lock: Mutex<()>,
     path: PathBuf,
 }
@@ -99,27 +100,21 @@ impl Suspensions {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the list to disk (synced): blocking, call it off the reactor. The list's lock
-    /// is held only to copy it.
-    pub(crate) fn save(&self) -> std::io::Result<()> {
+    /// Writes `list` to disk (synced); called with `save_lock` held.
+    fn write(&self, list: &[Suspension]) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(list).map_err(std::io::Error::other)?;
+        super::reputation::write_state(&self.path, &bytes)
+    }
+
+    /// Adds a suspension: the list with it is written to disk first, and it is in force
+    /// once it is there. Blocking (a synced write): call it off the reactor. `Err`: not
+    /// written and not in force.
+    pub(crate) fn add(
+        &self,
+        new: NewSuspension,
+        created_by: String,
+    ) -> std::io::Result<Suspension> {
         let _saving = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = self.list();
-        let bytes = serde_json::to_vec_pretty(&snapshot).map_err(std::io::Error::other)?;
-        super::reputation::write_state(&self.path, &bytes).inspect_err(|error| {
-            warn!(path = %self.path.display(), %error, "could not save suspensions");
-        })
-    }
-
-    /// Puts back a suspension that was removed (a resume whose save failed).
-    pub(crate) fn restore(&self, suspension: Suspension) {
-        let mut list = self.lock();
-        if !list.iter().any(|s| s.id == suspension.id) {
-            list.push(suspension);
-        }
-    }
-
-    /// Adds a suspension (in memory: [`Suspensions::save`] writes it).
-    pub(crate) fn add(&self, new: NewSuspension, created_by: String) -> Suspension {
         let now = SystemTime::now();
         let suspension = Suspension {
             id: format!("s{:x}", ms(now) ^ rand::random::<u64>() >> 24),
@@ -129,22 +124,38 @@ impl Suspensions {
             expires_at: now + new.duration,
             created_by,
         };
+        let mut next = self.list();
+        next.push(suspension.clone());
+        self.write(&next)?;
         self.lock().push(suspension.clone());
-        suspension
+        Ok(suspension)
     }
 
-    /// Removes a suspension by id (in memory) and runs `release` with it while the list is
-    /// still locked (see [`Suspensions::hold`]); returns it, or `None` when there was none.
+    /// Removes a suspension by id: the list without it is written to disk first; then it
+    /// leaves the list in memory and `release` runs with it while the list is still locked
+    /// (see [`Suspensions::hold`]). Returns it, or `None` when there is none with that id.
+    /// Blocking (a synced write): call it off the reactor. `Err`: not written, still in
+    /// force.
     pub(crate) fn remove_and(
         &self,
         id: &str,
         release: impl FnOnce(&Suspension),
-    ) -> Option<Suspension> {
+    ) -> std::io::Result<Option<Suspension>> {
+        let _saving = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.list();
+        let Some(index) = next.iter().position(|s| s.id == id) else {
+            return Ok(None);
+        };
+        next.remove(index);
+        self.write(&next)?;
         let mut list = self.lock();
-        let index = list.iter().position(|s| s.id == id)?;
+        // Every change goes through `save_lock`; only expiry can have dropped it meanwhile.
+        let Some(index) = list.iter().position(|s| s.id == id) else {
+            return Ok(None);
+        };
         let removed = list.remove(index);
         release(&removed);
-        Some(removed)
+        Ok(Some(removed))
     }
 
     /// Holds `job` until the end of the latest suspension that covers it, if one does:
@@ -209,14 +220,23 @@ mod tests {
     }
 
     #[test]
-    fn saved_changes_survive_a_restart() {
+    fn changes_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let suspensions = Suspensions::load(dir.path());
-        let kept = suspensions.add(new("a.test"), "test".into());
-        let resumed = suspensions.add(new("b.test"), "test".into());
-        suspensions.save().unwrap();
-        assert!(suspensions.remove_and(&resumed.id, |_| {}).is_some());
-        suspensions.save().unwrap();
+        let kept = suspensions.add(new("a.test"), "test".into()).unwrap();
+        let resumed = suspensions.add(new("b.test"), "test".into()).unwrap();
+        let mut released = Vec::new();
+        let removed = suspensions
+            .remove_and(&resumed.id, |s| released.push(s.id.clone()))
+            .unwrap();
+        assert_eq!(removed.map(|s| s.id), Some(resumed.id.clone()));
+        assert_eq!(released, std::slice::from_ref(&resumed.id));
+        assert!(
+            suspensions
+                .remove_and(&resumed.id, |_| {})
+                .unwrap()
+                .is_none()
+        );
         let restarted: Vec<_> = Suspensions::load(dir.path())
             .list()
             .into_iter()
@@ -226,15 +246,20 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_save_is_an_error_and_restore_puts_a_suspension_back_once() {
+    fn a_change_that_cannot_be_written_does_not_take_effect() {
         let dir = tempfile::tempdir().unwrap();
-        // The state directory is gone: nothing can be written there.
-        let suspensions = Suspensions::load(&dir.path().join("missing"));
-        let suspension = suspensions.add(new("a.test"), "test".into());
-        assert!(suspensions.save().is_err());
-        let removed = suspensions.remove_and(&suspension.id, |_| {}).unwrap();
-        suspensions.restore(removed.clone());
-        suspensions.restore(removed);
-        assert_eq!(suspensions.list(), vec![suspension]);
+        let suspensions = Suspensions::load(dir.path());
+        let kept = suspensions.add(new("a.test"), "test".into()).unwrap();
+        // Make the file's directory unusable: nothing can be written there any more.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        assert!(suspensions.add(new("b.test"), "test".into()).is_err());
+        let mut released = false;
+        assert!(
+            suspensions
+                .remove_and(&kept.id, |_| released = true)
+                .is_err()
+        );
+        assert!(!released);
+        assert_eq!(suspensions.list(), vec![kept]);
     }
 }

@@ -364,6 +364,141 @@ async fn every_ctl_command_works_against_a_running_mta() {
     world.stop().await;
 }
 
+/// A domain suspension holds mail before DNS: a domain whose zone is broken (here: no such
+/// domain) does not bounce while suspended, and does once resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_domain_whose_dns_fails_is_held_not_bounced() {
+    let mut world = World::new(Records::new()).await;
+    world.start("", "").await;
+    let suspension = ctl_json(
+        &world,
+        &[
+            "suspend",
+            "--domain",
+            "broken.test",
+            "--for",
+            "1h",
+            "--reason",
+            "zone broken",
+        ],
+    )
+    .await;
+    let id = world
+        .send(
+            "sender@sender.test",
+            &["u@broken.test"],
+            "Subject: wait\r\n\r\nx\r\n",
+        )
+        .await;
+    // Longer than the world's retry interval: any attempt would have happened.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let message = ctl_json(&world, &["message", &id.to_string()]).await;
+    assert_eq!(message["recipients"][0]["status"], "pending", "{message}");
+    assert!(
+        !world.log().iter().any(|r| r["type"] == "Bounce"),
+        "{:#?}",
+        world.log()
+    );
+    let (ok, _, err) = ctl(&world, &["resume", suspension["id"].as_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    let log = world
+        .wait_log("the bounce after resume", |r| {
+            r["type"] == "Bounce" && r["recipient"] == "u@broken.test"
+        })
+        .await;
+    let bounce = log.iter().find(|r| r["type"] == "Bounce").unwrap();
+    assert_eq!(bounce["enhanced_code"], "5.1.2", "{bounce}");
+    world.stop().await;
+}
+
+/// Opens the spool's storage engine directly (the MTA stopped a moment ago: its lock may
+/// still be held briefly).
+fn open_storage(dir: &std::path::Path) -> sled::Db {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(queue::SpoolConfig::default().segment_size)
+            .open()
+        {
+            Ok(db) => return db,
+            Err(error) if Instant::now() > deadline => panic!("{error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_message_is_quarantined_listed_and_its_body_can_be_fetched() {
+    let mut world = World::new(Records::new()).await;
+    world.start("", "").await;
+    // Held, so it is still in the spool when the MTA stops.
+    let (ok, _, err) = ctl(
+        &world,
+        &[
+            "suspend",
+            "--domain",
+            "held.test",
+            "--for",
+            "1h",
+            "--reason",
+            "testing",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let id = world
+        .send(
+            "sender@sender.test",
+            &["u@held.test"],
+            "Subject: quarantine me\r\n\r\nBody.\r\n",
+        )
+        .await;
+    let (ok, table, _) = ctl(&world, &["quarantine"]).await;
+    assert!(ok && table == "the quarantine is empty\n", "{table}");
+    world.mta.take().unwrap().stop().await.unwrap();
+
+    // Damage its envelope behind the MTA's back.
+    {
+        let db = open_storage(&world.dir.path().join("spool"));
+        let key = [&b"E"[..], &id.to_bytes()].concat();
+        let messages = db.open_tree("messages").unwrap();
+        eprintln!(
+            "keys: {:?}",
+            messages
+                .iter()
+                .keys()
+                .map(|k| k.unwrap().to_vec())
+                .collect::<Vec<_>>()
+        );
+        messages
+            .insert(key, &b"\x01\x80 not an envelope"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    world.start("", "").await;
+    world.running().recovered().await;
+    let list = ctl_json(&world, &["quarantine"]).await;
+    assert_eq!(list["total"], 2, "{list}");
+    let kinds: Vec<_> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["id"] == id.to_string().as_str())
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["body", "envelope"], "{list}");
+    let (ok, raw, err) = ctl(&world, &["quarantine", &id.to_string()]).await;
+    assert!(ok, "{err}");
+    assert!(
+        raw.contains("Subject: quarantine me\r\n\r\nBody.\r\n"),
+        "{raw}"
+    );
+    let (ok, _, err) = ctl(&world, &["quarantine", "0199ab12cd34ef560000aabbccddee00"]).await;
+    assert!(!ok && err.contains("404"), "{err}");
+    world.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_provider_gets_nothing_within_a_second_until_resumed() {
     let mut r = Records::new();

@@ -7,6 +7,7 @@ mod health;
 mod message;
 mod metrics;
 mod pools;
+mod quarantine;
 mod queue;
 mod reload;
 mod suppressions;
@@ -56,6 +57,8 @@ pub(crate) fn routes(state: AppState) -> Router {
                 .post(suppressions::add)
                 .delete(suppressions::remove),
         )
+        .route("/v1/quarantine", get(quarantine::list))
+        .route("/v1/quarantine/{id}", get(quarantine::body))
         .route("/v1/reload", post(reload::post))
         .route("/v1/health", get(health::get))
         .route_layer(from_fn(count_requests))

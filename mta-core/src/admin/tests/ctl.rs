@@ -569,6 +569,26 @@ async fn suppressions_add_list_and_remove() {
 }
 
 #[tokio::test]
+async fn quarantine_lists_and_prints_a_raw_body() {
+    use super::memory::{QUARANTINED, QUARANTINED_BODY};
+    let h = Harness::start().await;
+    let out = ctl(&h, &["quarantine"]).await.unwrap();
+    let size = QUARANTINED_BODY.len().to_string();
+    let reason = ["undecodable", "envelope:", "truncated"];
+    has_line(&out, &[&[QUARANTINED, "body", &size][..], &reason].concat());
+    has_line(
+        &out,
+        &[&[QUARANTINED, "envelope", "17"][..], &reason].concat(),
+    );
+    let out = ctl(&h, &["quarantine", QUARANTINED]).await.unwrap();
+    assert_eq!(out.as_bytes(), QUARANTINED_BODY);
+    let (status, text) =
+        refused(ctl(&h, &["quarantine", "0199ab12cd34ef560000aabbccddee00"]).await);
+    assert_eq!(status, 404, "{text}");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn reload_and_health() {
     let h = Harness::start().await;
     let out = ctl(&h, &["reload"]).await.unwrap();
@@ -713,7 +733,7 @@ fn documented_output(command: &str) -> String {
 #[tokio::test]
 async fn the_documented_examples_are_real_output() {
     let h = Harness::start().await;
-    for command in ["queue", "pools", "health", "reload"] {
+    for command in ["queue", "pools", "quarantine", "health", "reload"] {
         let out = ctl(&h, &[command]).await.unwrap();
         assert_eq!(
             out,

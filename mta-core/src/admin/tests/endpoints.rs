@@ -521,6 +521,39 @@ async fn reload_reports_or_refuses() {
 }
 
 #[tokio::test]
+async fn the_quarantine_is_listed_and_its_bodies_can_be_fetched() {
+    use super::memory::{QUARANTINED, QUARANTINED_BODY};
+    let h = Harness::start().await;
+    let (status, list): (u16, QuarantineList) =
+        call(&h.unix(), Method::GET, "/v1/quarantine", None).await;
+    assert_eq!((status, list.total, list.entries.len()), (200, 2, 2));
+    assert_eq!(list.entries[0].id.as_deref(), Some(QUARANTINED));
+    assert_eq!(list.entries[0].kind, "body");
+    assert_eq!(list.entries[0].size, QUARANTINED_BODY.len() as u64);
+
+    let answer = h
+        .unix()
+        .send(Method::GET, &format!("/v1/quarantine/{QUARANTINED}"), None)
+        .await
+        .unwrap();
+    assert_eq!(answer.status.as_u16(), 200);
+    assert_eq!(&answer.body[..], QUARANTINED_BODY);
+
+    let other = "0199ab12cd34ef560000aabbccddee00";
+    let (status, text) = error(
+        &h.unix(),
+        Method::GET,
+        &format!("/v1/quarantine/{other}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{text}");
+    let (status, _) = error(&h.unix(), Method::GET, "/v1/quarantine/a%20b", None).await;
+    assert_eq!(status, 400);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn health_is_200_unless_failing() {
     let h = Harness::start().await;
     let (status, health): (u16, Health) = call(&h.unix(), Method::GET, "/v1/health", None).await;

@@ -53,7 +53,15 @@ struct State {
     pools: PoolsView,
     /// The answer of the next `pools` call, if it is to fail.
     pools_error: Option<BackendError>,
+    /// Quarantined entries, with the bytes of bodies.
+    quarantine: Vec<(QuarantineEntry, Option<Vec<u8>>)>,
 }
+
+/// The id of the message whose damaged envelope and body the test quarantine holds.
+pub(super) const QUARANTINED: &str = "0199ab12cd34ef560000aabbccddeeff";
+
+/// The quarantined body of [`QUARANTINED`].
+pub(super) const QUARANTINED_BODY: &[u8] = b"From: a@esp.example\r\nSubject: hello\r\n\r\nHi.\r\n";
 
 /// The test backend.
 #[derive(Debug)]
@@ -175,6 +183,26 @@ impl MemoryBackend {
                     .collect(),
                 ),
                 pools_error: None,
+                quarantine: vec![
+                    (
+                        QuarantineEntry {
+                            id: Some(QUARANTINED.to_owned()),
+                            kind: "body".to_owned(),
+                            size: QUARANTINED_BODY.len() as u64,
+                            reason: "undecodable envelope: truncated".to_owned(),
+                        },
+                        Some(QUARANTINED_BODY.to_vec()),
+                    ),
+                    (
+                        QuarantineEntry {
+                            id: Some(QUARANTINED.to_owned()),
+                            kind: "envelope".to_owned(),
+                            size: 17,
+                            reason: "undecodable envelope: truncated".to_owned(),
+                        },
+                        None,
+                    ),
+                ],
                 pools: PoolsView {
                     sources: vec![SourceView {
                         name: "ip-1".to_owned(),
@@ -452,6 +480,30 @@ impl AdminBackend for MemoryBackend {
                 recipients: counted.recipients,
                 dsn: send_dsn,
             })
+        })
+    }
+
+    fn quarantine(&self) -> BoxFuture<'_, Result<QuarantineList, BackendError>> {
+        Box::pin(async move {
+            let state = self.state.lock().unwrap();
+            Ok(QuarantineList {
+                entries: state.quarantine.iter().map(|(e, _)| e.clone()).collect(),
+                total: state.quarantine.len(),
+            })
+        })
+    }
+
+    fn quarantined_body<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let state = self.state.lock().unwrap();
+            Ok(state
+                .quarantine
+                .iter()
+                .find(|(e, _)| e.id.as_deref() == Some(id) && e.kind == "body")
+                .and_then(|(_, bytes)| bytes.clone()))
         })
     }
 
