@@ -210,12 +210,11 @@ fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &Cancella
         }
     });
     gauge!("spool_recovering").set(0.0);
-    engine.load_finished(
-        result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| crate::config::error_chain(e)),
-    );
+    engine.load_finished(match &result {
+        Ok(()) if shutdown.is_cancelled() => Err("stopped: the MTA is shutting down".to_owned()),
+        Ok(()) => Ok(()),
+        Err(error) => Err(crate::config::error_chain(error)),
+    });
     match result {
         Ok(()) => info!(
             pending,

@@ -274,9 +274,8 @@ impl Committer {
                     {
                         (Err(e), _) | (_, Err(e)) => Err(e),
                         (Ok(true), _) => Err(SpoolError::AlreadyExists(id)),
+                        // Also the new message as its own change (it does not exist yet).
                         (Ok(false), Ok(false)) => Err(SpoolError::NotFound(target)),
-                        // The new message cannot be the one it changes.
-                        (Ok(false), Ok(true)) if target == id => Err(SpoolError::NotFound(id)),
                         (Ok(false), Ok(true)) => Ok(()),
                     };
                     match checked {

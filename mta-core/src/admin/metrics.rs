@@ -152,6 +152,11 @@ pub const METRICS: &[MetricInfo] = &[
         "Delivery status notifications (bounces) queued.",
     ),
     counter(
+        "delivery_outcome_record_errors_total",
+        &[],
+        "Attempt outcomes the spool refused to record (recorded again every minute).",
+    ),
+    counter(
         "dkim_signatures_total",
         &["algorithm", "role"],
         "DKIM signatures made at reception.",

@@ -393,12 +393,15 @@ impl AdminBackend for EngineAdmin {
             let jobs = self.engine.take_jobs(&filter);
             let counted = count(&jobs);
             let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
+            let mut unrecorded = 0usize;
             for job in jobs {
                 let mut results = Results::all(&job, reply.clone());
                 if !send_dsn {
                     results = results.without_dsn();
                 }
-                self.engine.finish(job, results, Outcome::unrouted()).await;
+                if !self.engine.finish(job, results, Outcome::unrouted()).await {
+                    unrecorded += 1;
+                }
             }
             let what = if send_dsn {
                 "with DSNs"
@@ -406,6 +409,15 @@ impl AdminBackend for EngineAdmin {
                 "without DSNs"
             };
             self.log_action(&actor, format!("bounce {filter} {what}"), Some(&counted));
+            if unrecorded > 0 {
+                // Settled, but not on disk yet: recorded again in the background; a restart
+                // before that would deliver them after all.
+                return Err(BackendError::Failed {
+                    what: "recording the bounce in the spool (retried in the background until it is recorded)",
+                    source: format!("the spool refused {unrecorded} of the bounced jobs' records")
+                        .into(),
+                });
+            }
             Ok(BounceResult {
                 messages: counted.messages,
                 recipients: counted.recipients,

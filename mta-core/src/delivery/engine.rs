@@ -93,7 +93,8 @@ pub(crate) struct Inner {
     message_locks: Vec<tokio::sync::Mutex<()>>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    /// Jobs in memory anywhere (timer, routing, ready queues, connections).
+    /// Jobs in memory anywhere (timer, routing, ready queues, connections, and outcomes
+    /// waiting to be recorded again after the spool refused them).
     pub(crate) queued: AtomicU64,
     /// How far loading the spool's messages at start has got (for health).
     pub(crate) queue_load: Mutex<QueueLoad>,

@@ -6,8 +6,9 @@
 //! Invariants: updates of one message are serialised (a message with recipients at several
 //! domains has several jobs in flight); a DSN and the original message's record of the
 //! failures it reports are one atomic spool write, so a bounce is never lost and (barring a
-//! failed commit that reached the disk all the same) never sent twice; the retry job is scheduled only after its envelope is written, so memory and disk
-//! agree on what is pending.
+//! failed commit that reached the disk all the same) never sent twice; an outcome the spool
+//! refuses is recorded again later, never delivered again in this process, and its failures
+//! are logged as final only once recorded.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,9 +41,9 @@ impl Outcome {
     }
 }
 
-/// How long a job waits after the spool failed it (a DSN refused, an envelope unreadable)
-/// before it is handled again.
-const SPOOL_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long an outcome the spool refused (or a message it could not read) waits before it
+/// is handled again.
+pub(crate) const SPOOL_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The class of a recipient that was not attempted because it is suppressed.
 pub(crate) const SUPPRESSED: &str = "suppressed";
@@ -58,6 +59,8 @@ struct Item {
     /// permanent reply is retried (from another source, or after the suspension it caused)
     /// instead of bounced.
     blames_source: bool,
+    /// Already in the delivery log (an outcome recorded again after the spool refused it).
+    logged: bool,
 }
 
 /// The reply for each recipient (by envelope index) of one attempt.
@@ -89,6 +92,7 @@ impl Results {
                     reply: reply.clone(),
                     class: None,
                     blames_source: false,
+                    logged: false,
                 })
                 .collect(),
         )
@@ -127,6 +131,7 @@ impl Results {
                 reply,
                 class: Some(class.as_str()),
                 blames_source: class.blames_source(),
+                logged: false,
             })
             .collect();
         Results {
@@ -154,6 +159,7 @@ impl Results {
                 ),
                 class: Some(SUPPRESSED),
                 blames_source: false,
+                logged: false,
             });
         }
     }
@@ -175,53 +181,52 @@ pub(crate) struct Failure {
 
 impl DeliveryEngine {
     /// Records an attempt's results and decides what comes next for each recipient.
-    pub(crate) async fn finish(&self, job: Job, results: Results, outcome: Outcome) {
+    /// Returns `false` when the spool refused the record: the outcome is then recorded
+    /// again later (never delivered again in this process), and the failures in it are
+    /// logged as deferrals until it is.
+    pub(crate) async fn finish(&self, job: Job, results: Results, outcome: Outcome) -> bool {
         let inner = &self.inner;
         let _guard = self.message_lock(job.message).lock().await;
         let mut envelope = match inner.spool.envelope(job.message) {
             Ok(envelope) => envelope,
             Err(queue::SpoolError::NotFound(_)) => {
                 self.forget(&job);
-                return;
+                return true;
             }
             Err(error @ queue::SpoolError::Corrupt { .. }) => {
                 // Retrying cannot mend it; the next start quarantines it (docs/spool.md).
                 warn!(id = %job.message, %error, "message envelope is damaged; outcome not recorded");
                 self.forget(&job);
-                return;
+                return true;
             }
             Err(error) => {
-                // Storage trouble: the recipients are still pending on disk; this attempt
-                // is not recorded (a later one may deliver again: a duplicate, never a loss).
-                warn!(id = %job.message, %error, "could not read an envelope to record an outcome; retrying later");
-                self.retry_later(job);
-                return;
+                warn!(id = %job.message, %error, "could not read an envelope to record an outcome; recording it later");
+                self.record_later(job, results, outcome);
+                return false;
             }
         };
         let now = now_ms();
         let attempt = job.attempts + 1;
+        let retry_at = results.retry_at;
+        let no_dsn = results.no_dsn;
         let mut retry = Vec::new();
         let mut failures = Vec::new();
-        let mut decided = Vec::with_capacity(results.items.len());
-        for Item {
-            index,
-            reply,
-            class,
-            blames_source,
-        } in results.items
-        {
+        let mut decided: Vec<(Item, EventKind)> = Vec::with_capacity(results.items.len());
+        for item in results.items {
+            let index = item.index;
             let Some(recipient) = envelope.recipients.get_mut(index) else {
                 continue;
             };
             if recipient.state != RecipientState::Pending {
                 continue;
             }
+            let reply = &item.reply;
             recipient.attempts = recipient.attempts.max(attempt);
             recipient.last_reply = Some(reply.to_string());
             let kind = if reply.is_success() {
                 recipient.state = RecipientState::Delivered;
                 EventKind::Delivery
-            } else if reply.is_permanent() && !blames_source {
+            } else if reply.is_permanent() && !item.blames_source {
                 recipient.state = RecipientState::Failed;
                 failures.push(Failure {
                     index,
@@ -241,12 +246,12 @@ impl DeliveryEngine {
                 retry.push(index as u32);
                 EventKind::TransientFailure
             };
-            decided.push((index, kind, reply, class));
+            decided.push((item, kind));
         }
-        let retry_job = self.retry_job(&job, &mut envelope, &retry, attempt, now, results.retry_at);
+        let retry_job = self.retry_job(&job, &mut envelope, &retry, attempt, now, retry_at);
         // A failure owed a DSN becomes final only together with its DSN: the DSN and the
         // original's new state are one atomic spool write (both or neither).
-        let dsn = if !failures.is_empty() && inner.config.delivery.bounces && !results.no_dsn {
+        let dsn = if !failures.is_empty() && inner.config.delivery.bounces && !no_dsn {
             self.build_dsn(job.message, &envelope, &failures, &outcome)
         } else {
             None
@@ -276,60 +281,103 @@ impl DeliveryEngine {
                 Change::Update(id, envelope) => inner.spool.update(id, envelope).await,
             },
         };
-        let dsn_failed = match written {
-            Ok(()) => false,
+        let error = match written {
+            Ok(()) => {
+                for (item, kind) in &decided {
+                    if !item.logged {
+                        self.log_event(&job, &envelope, item, *kind, &outcome, attempt, now);
+                    }
+                }
+                match retry_job {
+                    Some((retry_job, at)) => {
+                        self.schedule(retry_job, at);
+                    }
+                    None => self.forget(&job),
+                }
+                return true;
+            }
             Err(queue::SpoolError::NotFound(id)) if id == job.message => {
                 // Removed meanwhile (an operator's bounce or delete): nothing left to record.
                 self.forget(&job);
-                return;
+                return true;
             }
-            Err(error) if with_dsn => {
-                // Neither the DSN nor the failures were written: they stay pending (on disk
-                // and here) and are handled again later.
-                warn!(id = %job.message, %error, "could not queue a DSN; the failures stay pending");
-                true
-            }
-            Err(error) => {
-                warn!(id = %job.message, %error, "could not record a delivery outcome in the spool");
-                false
-            }
+            Err(error) => error,
         };
-        for (index, kind, reply, class) in &decided {
-            let failed_for_now =
-                dsn_failed && failures.iter().any(|failure| failure.index == *index);
-            self.record(Event {
-                kind: if failed_for_now {
+        warn!(id = %job.message, %error, "could not record a delivery outcome in the spool; recording it later");
+        metrics::counter!("delivery_outcome_record_errors_total").increment(1);
+        let is_failure = |index: usize| failures.iter().any(|f| f.index == index);
+        // What this attempt settled but the spool has not recorded: the failures always;
+        // the deliveries too, unless a plain update without the failures records them.
+        let mut deliveries_recorded = false;
+        if with_dsn {
+            for failure in &failures {
+                envelope.recipients[failure.index].state = RecipientState::Pending;
+            }
+            deliveries_recorded = inner.spool.update(job.message, &envelope).await.is_ok();
+        }
+        let mut unrecorded = Vec::new();
+        for (mut item, kind) in decided {
+            let settled_failure = is_failure(item.index);
+            if settled_failure || (kind == EventKind::Delivery && !deliveries_recorded) {
+                // A failure is not final until recorded: logged as a deferral for now,
+                // and as what it is once recorded.
+                let logged_kind = if settled_failure {
                     EventKind::TransientFailure
                 } else {
-                    *kind
-                },
-                id: job.message,
-                envelope: &envelope,
-                recipient: *index,
-                reply,
-                class: *class,
-                outcome: &outcome,
-                attempt,
-                now_ms: now,
-            });
-        }
-        if dsn_failed {
-            // Try again in a while (the spool refuses every write after a failed commit),
-            // from outside the scheduler, whose expiry cap would hand an expired job straight
-            // back.
-            retry.extend(failures.iter().map(|failure| failure.index as u32));
-            let mut again = job.clone();
-            again.recipients = RecipientIndices::from(retry);
-            again.attempts = attempt;
-            self.retry_later(again);
-            return;
-        }
-        match retry_job {
-            Some((retry_job, at)) => {
-                self.schedule(retry_job, at);
+                    kind
+                };
+                if !item.logged {
+                    self.log_event(&job, &envelope, &item, logged_kind, &outcome, attempt, now);
+                }
+                item.logged = item.logged || !settled_failure;
+                unrecorded.push(item);
+            } else if !item.logged {
+                self.log_event(&job, &envelope, &item, kind, &outcome, attempt, now);
             }
-            None => self.forget(&job),
         }
+        // The recipients to retry go on as usual (pending on disk whatever happens).
+        if let Some((retry_job, at)) = retry_job {
+            self.schedule(retry_job, at);
+        }
+        if unrecorded.is_empty() {
+            return false;
+        }
+        let mut indices: Vec<u32> = unrecorded.iter().map(|item| item.index as u32).collect();
+        indices.sort_unstable();
+        let mut again = job;
+        again.recipients = RecipientIndices::from(indices);
+        let results = Results {
+            items: unrecorded,
+            retry_at: None,
+            no_dsn,
+        };
+        self.record_later(again, results, outcome);
+        false
+    }
+
+    /// Logs one recipient's event of an attempt.
+    #[allow(clippy::too_many_arguments)]
+    fn log_event(
+        &self,
+        job: &Job,
+        envelope: &Envelope,
+        item: &Item,
+        kind: EventKind,
+        outcome: &Outcome,
+        attempt: u32,
+        now: u64,
+    ) {
+        self.record(Event {
+            kind,
+            id: job.message,
+            envelope,
+            recipient: item.index,
+            reply: &item.reply,
+            class: item.class,
+            outcome,
+            attempt,
+            now_ms: now,
+        });
     }
 
     /// The job for the recipients to retry, and when (also written into `envelope`); `None`
@@ -359,15 +407,20 @@ impl DeliveryEngine {
         Some((retry_job, next))
     }
 
-    /// Schedules `job` again after [`SPOOL_RETRY`], from outside the scheduler (whose expiry
-    /// cap would hand an expired job straight back), for failures of the spool itself. On
-    /// shutdown the job is dropped from memory; its recipients are pending on disk.
-    fn retry_later(&self, job: Job) {
+    /// Records `results` again after [`SPOOL_RETRY`], for an outcome the spool refused (it
+    /// refuses every write after a failed commit, until a restart): the recipients are
+    /// settled, so they are not delivered again. The job stays counted in `queued` until
+    /// then. On shutdown it is dropped; its recipients are pending on disk, and the next
+    /// start delivers them again (a duplicate, never a loss).
+    fn record_later(&self, job: Job, results: Results, outcome: Outcome) {
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(SPOOL_RETRY) => {
-                    engine.schedule(job, now_ms());
+                    // Boxed: `finish` may come back here.
+                    let again: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> =
+                        Box::pin(engine.finish(job, results, outcome));
+                    again.await;
                 }
                 _ = engine.inner.shutdown.cancelled() => {}
             };

@@ -40,10 +40,6 @@ const UNRECORDED_PER_CONNECTION: usize = 32;
 /// the job back to the scheduler and closes the connection.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 
-/// How long a job whose message could not be read from the spool waits before it is tried
-/// again (ms).
-const SPOOL_READ_RETRY_MS: u64 = 60_000;
-
 /// Why a job may not go now, and until when (unix ms).
 enum NotNow {
     /// An operator suspension covers this job (held until its end, see `not_now`).
@@ -479,7 +475,10 @@ impl Pool {
                 // pending on disk, so the job waits and tries again rather than being dropped.
                 warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
                 self.unsent(engine);
-                engine.schedule(job, now_ms() + SPOOL_READ_RETRY_MS);
+                engine.schedule(
+                    job,
+                    now_ms() + super::outcome::SPOOL_RETRY.as_millis() as u64,
+                );
                 return;
             }
         };

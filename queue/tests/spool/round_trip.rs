@@ -104,7 +104,7 @@ fn store_with_change_writes_both_or_neither() {
     let rt = runtime();
     let (spool, _) = open(&dir.spool());
     let original = MessageId::generate();
-    // Queued without awaiting: the change sees the store earlier in the same batch.
+    // Queued without awaiting: the change finds the store whether or not they share a batch.
     let store = spool.store(original, envelope_for(original), body_for(original));
     let mut failed = envelope_for(original);
     failed.recipients[0].state = RecipientState::Failed;
