@@ -248,9 +248,7 @@ impl Committer {
                 } => match self.exists(id, &in_batch) {
                     Ok(false) => {
                         bytes += envelope.len() + body.len();
-                        batch.insert(&body_key(id)[..], body);
-                        batch.insert(&envelope_key(id)[..], envelope);
-                        in_batch.insert(id, true);
+                        put_message(&mut batch, &mut in_batch, id, envelope, body);
                         writes += 1;
                         waiters.push(Waiter {
                             done,
@@ -281,18 +279,14 @@ impl Committer {
                     match checked {
                         Ok(()) => {
                             bytes += envelope.len() + body.len();
-                            batch.insert(&body_key(id)[..], body);
-                            batch.insert(&envelope_key(id)[..], envelope);
-                            in_batch.insert(id, true);
+                            put_message(&mut batch, &mut in_batch, id, envelope, body);
                             match change {
                                 ChangeOp::Update { id, envelope } => {
                                     bytes += envelope.len();
                                     batch.insert(&envelope_key(id)[..], envelope);
                                 }
                                 ChangeOp::Remove { id } => {
-                                    batch.remove(&body_key(id)[..]);
-                                    batch.remove(&envelope_key(id)[..]);
-                                    in_batch.insert(id, false);
+                                    remove_message(&mut batch, &mut in_batch, id);
                                 }
                             }
                             writes += 2;
@@ -326,9 +320,7 @@ impl Committer {
                 },
                 Op::Remove { id, done, queued } => match self.exists(id, &in_batch) {
                     Ok(true) => {
-                        batch.remove(&body_key(id)[..]);
-                        batch.remove(&envelope_key(id)[..]);
-                        in_batch.insert(id, false);
+                        remove_message(&mut batch, &mut in_batch, id);
                         writes += 1;
                         waiters.push(Waiter {
                             done,
@@ -439,6 +431,26 @@ impl Op {
             Op::Flush { .. } | Op::Close { .. } => (0, 0),
         }
     }
+}
+
+/// Adds a new message (body and envelope) to `batch`.
+fn put_message(
+    batch: &mut sled::Batch,
+    in_batch: &mut HashMap<MessageId, bool>,
+    id: MessageId,
+    envelope: Vec<u8>,
+    body: Vec<u8>,
+) {
+    batch.insert(&body_key(id)[..], body);
+    batch.insert(&envelope_key(id)[..], envelope);
+    in_batch.insert(id, true);
+}
+
+/// Adds the removal of a message (body and envelope) to `batch`.
+fn remove_message(batch: &mut sled::Batch, in_batch: &mut HashMap<MessageId, bool>, id: MessageId) {
+    batch.remove(&body_key(id)[..]);
+    batch.remove(&envelope_key(id)[..]);
+    in_batch.insert(id, false);
 }
 
 /// Sends an outcome; a caller that stopped waiting is not an error.

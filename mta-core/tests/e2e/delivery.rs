@@ -135,6 +135,29 @@ async fn retries_after_a_4xx_and_then_delivers() {
     world.stop().await;
 }
 
+/// DNS for `a.test` (MX 127.0.0.2) and `sender.test` (MX 127.0.0.3, where DSNs go).
+fn isp_and_sender_records() -> Records {
+    let mut r = Records::new();
+    r.mx("a.test", 10, "mx.a.test")
+        .a("mx.a.test", ip(2))
+        .mx("sender.test", 10, "mx.sender.test")
+        .a("mx.sender.test", ip(3));
+    r
+}
+
+/// The MX of `a.test`: refuses `nouser@` with 550 5.1.1, accepts the rest.
+async fn nouser_bouncing_isp(world: &World) -> benches::sink::Sink {
+    world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![Rule::bounce_local_parts(["nouser"])],
+                ..Default::default()
+            },
+        )
+        .await
+}
+
 /// Parses a DSN with Python's email package (an independent parser) and returns its
 /// per-recipient fields as JSON.
 fn parse_dsn(message: &[u8]) -> serde_json::Value {
@@ -168,21 +191,8 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_bounces_with_a_dsn_that_reaches_the_sender_domain() {
-    let mut r = Records::new();
-    r.mx("a.test", 10, "mx.a.test")
-        .a("mx.a.test", ip(2))
-        .mx("sender.test", 10, "mx.sender.test")
-        .a("mx.sender.test", ip(3));
-    let mut world = World::new(r).await;
-    let isp = world
-        .sink(
-            2,
-            SinkConfig {
-                rules: vec![Rule::bounce_local_parts(["nouser"])],
-                ..Default::default()
-            },
-        )
-        .await;
+    let mut world = World::new(isp_and_sender_records()).await;
+    let isp = nouser_bouncing_isp(&world).await;
     let sender_mx = world.sink(3, SinkConfig::default()).await;
     world.start("", "").await;
     let mut c = world.client().await;
@@ -236,12 +246,7 @@ async fn a_5xx_bounces_with_a_dsn_that_reaches_the_sender_domain() {
 /// restart on working storage it is tried again and bounces with exactly one DSN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bounce_whose_dsn_the_spool_refuses_stays_pending_until_it_can_be_sent() {
-    let mut r = Records::new();
-    r.mx("a.test", 10, "mx.a.test")
-        .a("mx.a.test", ip(2))
-        .mx("sender.test", 10, "mx.sender.test")
-        .a("mx.sender.test", ip(3));
-    let mut world = World::new(r).await;
+    let mut world = World::new(isp_and_sender_records()).await;
     let sender_mx = world.sink(3, SinkConfig::default()).await;
     // Without bounce suppression, so the restarted MTA really tries the recipient again.
     let config = "[suppression]\nenabled = false\n";
@@ -267,15 +272,7 @@ async fn a_bounce_whose_dsn_the_spool_refuses_stays_pending_until_it_can_be_sent
         )
         .await;
     assert_eq!(code, 451, "{text}");
-    let isp = world
-        .sink(
-            2,
-            SinkConfig {
-                rules: vec![Rule::bounce_local_parts(["nouser"])],
-                ..Default::default()
-            },
-        )
-        .await;
+    let isp = nouser_bouncing_isp(&world).await;
     let log = world
         .wait_log("a 550 recorded as a deferral", |r| {
             r["type"] == "TransientFailure"
@@ -357,12 +354,7 @@ async fn null_mx_bounces_at_once_and_a_null_sender_never_gets_a_dsn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_expire_with_a_dsn() {
-    let mut r = Records::new();
-    r.mx("a.test", 10, "mx.a.test")
-        .a("mx.a.test", ip(2))
-        .mx("sender.test", 10, "mx.sender.test")
-        .a("mx.sender.test", ip(3));
-    let mut world = World::new(r).await;
+    let mut world = World::new(isp_and_sender_records()).await;
     let isp = world
         .sink(
             2,
