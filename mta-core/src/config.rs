@@ -205,6 +205,10 @@ pub struct DeliveryConfig {
     /// Turns in a row a waiting lower priority may be passed over in a ready queue.
     #[serde(default = "default_starvation_limit")]
     pub ready_queue_starvation_limit: u32,
+    /// After the spool could not read a message, or refused to record an attempt's
+    /// outcome, wait this long before trying again.
+    #[serde(default = "default_spool_retry", with = "duration")]
+    pub spool_retry: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -359,6 +363,9 @@ fn default_site_connections() -> usize {
 }
 fn default_deliveries_per_connection() -> usize {
     100
+}
+fn default_spool_retry() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(10)
@@ -628,6 +635,9 @@ impl Config {
         }
         if d.max_age.is_zero() {
             return Err(invalid("delivery.max_age", "must be positive"));
+        }
+        if d.spool_retry.is_zero() {
+            return Err(invalid("delivery.spool_retry", "must be positive"));
         }
         if !(0.0..=1.0).contains(&d.retry_jitter) {
             return Err(invalid("delivery.retry_jitter", "must be between 0 and 1"));

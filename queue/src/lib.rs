@@ -40,6 +40,6 @@ pub use error::{DecodeError, ParseIdError, SpoolError};
 pub use id::MessageId;
 pub use sled_spool::SledSpool;
 pub use spool::{
-    Body, Change, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry,
-    RecoveredMessage, Recovery, Spool, SpoolConfig, SpoolStats,
+    Body, Change, EntryKind, QuarantineListing, QuarantineReason, QuarantineReport,
+    QuarantinedEntry, RecoveredMessage, Recovery, Spool, SpoolConfig, SpoolStats,
 };

@@ -34,8 +34,8 @@ use crate::layout::{
     body_key, envelope_key, parse_key,
 };
 use crate::spool::{
-    Body, Change, EntryKind, QuarantineReason, QuarantineReport, QuarantinedEntry,
-    RecoveredMessage, Recovery, Spool, SpoolConfig, SpoolStats,
+    Body, Change, EntryKind, QuarantineListing, QuarantineReason, QuarantineReport,
+    QuarantinedEntry, RecoveredMessage, Recovery, Spool, SpoolConfig, SpoolStats,
 };
 
 /// The spool on a sled database in one directory. Share it as `Arc<SledSpool>`.
@@ -337,6 +337,45 @@ impl SledSpool {
             });
         }
         Ok(out)
+    }
+
+    /// The first `limit` entries in quarantine, without their bytes (each value is dropped
+    /// as soon as its length is known), and how many there are in all.
+    pub fn quarantine_listing(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<QuarantineListing>, usize), SpoolError> {
+        let mut listed = Vec::new();
+        let mut total = 0;
+        for entry in self.quarantine.iter() {
+            let (key, bytes) = entry.map_err(SpoolError::storage)?;
+            total += 1;
+            if listed.len() < limit {
+                let reason = self
+                    .reasons
+                    .get(&key)
+                    .map_err(SpoolError::storage)?
+                    .map(|r| String::from_utf8_lossy(&r).into_owned())
+                    .unwrap_or_default();
+                let (kind, id) = parse_key(&key);
+                listed.push(QuarantineListing {
+                    id,
+                    kind,
+                    len: bytes.len(),
+                    reason,
+                });
+            }
+        }
+        Ok((listed, total))
+    }
+
+    /// The quarantined body of message `id`, if the quarantine holds one.
+    pub fn quarantined_body(&self, id: MessageId) -> Result<Option<Body>, SpoolError> {
+        Ok(self
+            .quarantine
+            .get(body_key(id))
+            .map_err(SpoolError::storage)?
+            .map(Body::new))
     }
 
     /// Bytes the spool's files take on disk (as the storage engine counts them).

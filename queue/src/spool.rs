@@ -274,6 +274,19 @@ pub struct QuarantinedEntry {
     pub reason: String,
 }
 
+/// One entry in quarantine, without its bytes (see [`SledSpool::quarantine_listing`](crate::SledSpool::quarantine_listing)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineListing {
+    /// The message the entry belonged to, when the key names one.
+    pub id: Option<MessageId>,
+    /// What the entry was.
+    pub kind: EntryKind,
+    /// Its size in octets.
+    pub len: usize,
+    /// Why it was moved, as text.
+    pub reason: String,
+}
+
 /// Counters of the committer since the spool was opened (also exported as metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpoolStats {

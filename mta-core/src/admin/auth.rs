@@ -121,6 +121,7 @@ mod tests {
         assert!(is_open(&Method::GET, "/v1/health"));
         assert!(!is_open(&Method::POST, "/metrics"));
         assert!(!is_open(&Method::GET, "/v1/queue"));
+        assert!(!is_open(&Method::GET, "/v1/quarantine"));
         assert!(!is_open(&Method::GET, "/v1/health/"));
         assert!(!is_open(&Method::POST, "/v1/reload"));
     }

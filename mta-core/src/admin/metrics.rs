@@ -154,7 +154,7 @@ pub const METRICS: &[MetricInfo] = &[
     counter(
         "delivery_outcome_record_errors_total",
         &[],
-        "Attempt outcomes the spool refused to record (recorded again every minute).",
+        "Attempt outcomes the spool refused to record (they wait in memory to be recorded).",
     ),
     counter(
         "dkim_signatures_total",

@@ -64,19 +64,24 @@ impl EngineAdmin {
     }
 
     /// Writes the suppression list to disk (off the reactor) before an answer says a change
-    /// was made.
-    async fn save_suppressions(&self) -> Result<(), BackendError> {
+    /// was made, then logs `action` as an AdminAction.
+    async fn save_suppressions(&self, actor: Actor, action: String) -> Result<(), BackendError> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.inner.reputation.save_suppressions())
-            .await
-            .map_err(|e| BackendError::Failed {
-                what: "saving the suppression list",
-                source: Box::new(e),
-            })?
-            .map_err(|e| BackendError::Failed {
-                what: "saving the suppression list",
-                source: Box::new(e),
-            })
+        // Saved and logged off the reactor, to the end even if the request goes away.
+        tokio::task::spawn_blocking(move || {
+            engine.inner.reputation.save_suppressions()?;
+            log_action(&engine, &actor, action, None);
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| BackendError::Failed {
+            what: "saving the suppression list",
+            source: Box::new(e),
+        })?
+        .map_err(|e| BackendError::Failed {
+            what: "saving the suppression list",
+            source: Box::new(e),
+        })
     }
 
     /// Runs a change of the suspension list (a synced write) off the reactor: it runs to
@@ -96,14 +101,17 @@ impl EngineAdmin {
             .map_err(|e| failed(Box::new(e)))
     }
 
-    /// The spool's quarantine, read off the reactor.
-    async fn quarantined(&self) -> Result<Vec<queue::QuarantinedEntry>, BackendError> {
+    /// Runs a read of the spool's quarantine off the reactor.
+    async fn read_quarantine<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&queue::SledSpool) -> Result<T, queue::SpoolError> + Send + 'static,
+    ) -> Result<T, BackendError> {
         let spool = self.engine.inner.spool.clone();
         let failed = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Failed {
             what: "reading the spool's quarantine",
             source,
         };
-        tokio::task::spawn_blocking(move || spool.quarantined())
+        tokio::task::spawn_blocking(move || read(&spool))
             .await
             .map_err(|e| failed(Box::new(e)))?
             .map_err(|e| failed(Box::new(e)))
@@ -111,17 +119,22 @@ impl EngineAdmin {
 
     /// Logs an admin action.
     fn log_action(&self, actor: &Actor, action: String, count: Option<&ActionCount>) {
-        let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
-        record.action = Some(match count {
-            Some(c) => format!(
-                "{action} ({} messages, {} recipients) via {actor}",
-                c.messages, c.recipients
-            ),
-            None => format!("{action} via {actor}"),
-        });
-        self.engine.inner.log.log(record);
-        tracing::info!(%actor, %action, "admin action");
+        log_action(&self.engine, actor, action, count);
     }
+}
+
+/// Logs an admin action (an `AdminAction` record and a process log line).
+fn log_action(engine: &DeliveryEngine, actor: &Actor, action: String, count: Option<&ActionCount>) {
+    let mut record = Record::new(RecordType::AdminAction, SystemTime::now());
+    record.action = Some(match count {
+        Some(c) => format!(
+            "{action} ({} messages, {} recipients) via {actor}",
+            c.messages, c.recipients
+        ),
+        None => format!("{action} via {actor}"),
+    });
+    engine.inner.log.log(record);
+    tracing::info!(%actor, %action, "admin action");
 }
 
 fn time_of(ms: u64) -> SystemTime {
@@ -318,21 +331,23 @@ impl AdminBackend for EngineAdmin {
         actor: Actor,
     ) -> BoxFuture<'_, Result<Suspension, BackendError>> {
         Box::pin(async move {
-            let created_by = actor.to_string();
-            let suspension = self
-                .change_suspensions(move |engine| engine.inner.suspensions.add(new, created_by))
-                .await?;
-            self.log_action(
-                &actor,
-                format!(
-                    "suspend {} until {} ({})",
-                    suspension.scope,
-                    humantime::format_rfc3339_seconds(suspension.expires_at),
-                    suspension.reason
-                ),
-                None,
-            );
-            Ok(suspension)
+            // Logged inside the change, which runs to its end even if the request goes away.
+            self.change_suspensions(move |engine| {
+                let suspension = engine.inner.suspensions.add(new, actor.to_string())?;
+                log_action(
+                    engine,
+                    &actor,
+                    format!(
+                        "suspend {} until {} ({})",
+                        suspension.scope,
+                        humantime::format_rfc3339_seconds(suspension.expires_at),
+                        suspension.reason
+                    ),
+                    None,
+                );
+                Ok(suspension)
+            })
+            .await
         })
     }
 
@@ -349,19 +364,17 @@ impl AdminBackend for EngineAdmin {
             // Released under the suspensions lock, which every hold takes too: no job held at
             // this moment is missed.
             let owned = id.to_owned();
-            let removed = self
-                .change_suspensions(move |engine| {
-                    engine
-                        .inner
-                        .suspensions
-                        .remove_and(&owned, |removed| release_held(engine, removed))
-                })
-                .await?;
-            if removed.is_none() {
-                return Ok(false);
-            }
-            self.log_action(&actor, format!("resume {id}"), None);
-            Ok(true)
+            self.change_suspensions(move |engine| {
+                let removed = engine
+                    .inner
+                    .suspensions
+                    .remove_and(&owned, |removed| release_held(engine, removed))?;
+                if removed.is_some() {
+                    log_action(engine, &actor, format!("resume {owned}"), None);
+                }
+                Ok(removed.is_some())
+            })
+            .await
         })
     }
 
@@ -392,23 +405,35 @@ impl AdminBackend for EngineAdmin {
             let send_dsn = send_dsn && self.engine.inner.config.delivery.bounces;
             let jobs = self.engine.take_jobs(&filter);
             let counted = count(&jobs);
-            let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
-            let mut unrecorded = 0usize;
-            for job in jobs {
-                let mut results = Results::all(&job, reply.clone());
-                if !send_dsn {
-                    results = results.without_dsn();
+            // The jobs taken are out of the scheduler: a task of its own finishes them all,
+            // even if the request goes away meanwhile.
+            let engine = self.engine.clone();
+            let unrecorded = tokio::spawn(async move {
+                let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
+                let mut unrecorded = 0usize;
+                for job in jobs {
+                    let mut results = Results::all(&job, reply.clone());
+                    if !send_dsn {
+                        results = results.without_dsn();
+                    }
+                    if !engine.finish(job, results, Outcome::unrouted()).await {
+                        unrecorded += 1;
+                    }
                 }
-                if !self.engine.finish(job, results, Outcome::unrouted()).await {
-                    unrecorded += 1;
-                }
-            }
-            let what = if send_dsn {
-                "with DSNs"
-            } else {
-                "without DSNs"
-            };
-            self.log_action(&actor, format!("bounce {filter} {what}"), Some(&counted));
+                let what = if send_dsn {
+                    "with DSNs"
+                } else {
+                    "without DSNs"
+                };
+                let action = format!("bounce {filter} {what}");
+                log_action(&engine, &actor, action, Some(&counted));
+                unrecorded
+            })
+            .await
+            .map_err(|e| BackendError::Failed {
+                what: "bouncing",
+                source: Box::new(e),
+            })?;
             if unrecorded > 0 {
                 // Settled, but not on disk yet: recorded again in the background; a restart
                 // before that would deliver them after all.
@@ -571,12 +596,8 @@ impl AdminBackend for EngineAdmin {
                     }
                 }
             });
-            self.save_suppressions().await?;
-            self.log_action(
-                &actor,
-                format!("suppress {} addresses", entries.len()),
-                None,
-            );
+            self.save_suppressions(actor, format!("suppress {} addresses", entries.len()))
+                .await?;
             Ok(change)
         })
     }
@@ -591,8 +612,8 @@ impl AdminBackend for EngineAdmin {
                 s.remove(key.tenant.as_deref().unwrap_or(""), &key.address)
             });
             if removed {
-                self.save_suppressions().await?;
-                self.log_action(&actor, format!("unsuppress {}", key.address), None);
+                self.save_suppressions(actor, format!("unsuppress {}", key.address))
+                    .await?;
             }
             Ok(removed)
         })
@@ -643,11 +664,11 @@ impl AdminBackend for EngineAdmin {
 
     fn quarantine(&self) -> BoxFuture<'_, Result<QuarantineList, BackendError>> {
         Box::pin(async move {
-            let entries = self.quarantined().await?;
-            let total = entries.len();
-            let entries = entries
+            let (listed, total) = self
+                .read_quarantine(|spool| spool.quarantine_listing(MAX_QUARANTINE_LIST))
+                .await?;
+            let entries = listed
                 .into_iter()
-                .take(MAX_QUARANTINE_LIST)
                 .map(|entry| QuarantineEntry {
                     id: entry.id.map(|id| id.to_string()),
                     kind: match entry.kind {
@@ -656,7 +677,7 @@ impl AdminBackend for EngineAdmin {
                         EntryKind::Unknown => "unknown",
                     }
                     .to_owned(),
-                    size: entry.bytes.len() as u64,
+                    size: entry.len as u64,
                     reason: entry.reason,
                 })
                 .collect();
@@ -672,12 +693,10 @@ impl AdminBackend for EngineAdmin {
             let Ok(id) = id.parse::<MessageId>() else {
                 return Ok(None);
             };
-            Ok(self
-                .quarantined()
-                .await?
-                .into_iter()
-                .find(|entry| entry.id == Some(id) && entry.kind == EntryKind::Body)
-                .map(|entry| entry.bytes.to_vec()))
+            let body = self
+                .read_quarantine(move |spool| spool.quarantined_body(id))
+                .await?;
+            Ok(body.map(|body| body.to_vec()))
         })
     }
 

@@ -41,10 +41,6 @@ impl Outcome {
     }
 }
 
-/// How long an outcome the spool refused (or a message it could not read) waits before it
-/// is handled again.
-pub(crate) const SPOOL_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The class of a recipient that was not attempted because it is suppressed.
 pub(crate) const SUPPRESSED: &str = "suppressed";
 
@@ -59,8 +55,9 @@ struct Item {
     /// permanent reply is retried (from another source, or after the suspension it caused)
     /// instead of bounced.
     blames_source: bool,
-    /// Already in the delivery log (an outcome recorded again after the spool refused it).
-    logged: bool,
+    /// What the delivery log already says of it (an outcome recorded again after the
+    /// spool refused it): `Delivery`, or `TransientFailure` for a failure not recorded yet.
+    logged: Option<EventKind>,
 }
 
 /// The reply for each recipient (by envelope index) of one attempt.
@@ -92,7 +89,7 @@ impl Results {
                     reply: reply.clone(),
                     class: None,
                     blames_source: false,
-                    logged: false,
+                    logged: None,
                 })
                 .collect(),
         )
@@ -131,7 +128,7 @@ impl Results {
                 reply,
                 class: Some(class.as_str()),
                 blames_source: class.blames_source(),
-                logged: false,
+                logged: None,
             })
             .collect();
         Results {
@@ -159,7 +156,7 @@ impl Results {
                 ),
                 class: Some(SUPPRESSED),
                 blames_source: false,
-                logged: false,
+                logged: None,
             });
         }
     }
@@ -284,7 +281,7 @@ impl DeliveryEngine {
         let error = match written {
             Ok(()) => {
                 for (item, kind) in &decided {
-                    if !item.logged {
+                    if item.logged != Some(*kind) {
                         self.log_event(&job, &envelope, item, *kind, &outcome, attempt, now);
                     }
                 }
@@ -305,11 +302,11 @@ impl DeliveryEngine {
         };
         warn!(id = %job.message, %error, "could not record a delivery outcome in the spool; recording it later");
         metrics::counter!("delivery_outcome_record_errors_total").increment(1);
-        let is_failure = |index: usize| failures.iter().any(|f| f.index == index);
         // What this attempt settled but the spool has not recorded: the failures always;
         // the deliveries too, unless a plain update without the failures records them.
         let mut deliveries_recorded = false;
-        if with_dsn {
+        let delivered = decided.iter().any(|(_, kind)| *kind == EventKind::Delivery);
+        if with_dsn && delivered {
             for failure in &failures {
                 envelope.recipients[failure.index].state = RecipientState::Pending;
             }
@@ -317,30 +314,39 @@ impl DeliveryEngine {
         }
         let mut unrecorded = Vec::new();
         for (mut item, kind) in decided {
-            let settled_failure = is_failure(item.index);
-            if settled_failure || (kind == EventKind::Delivery && !deliveries_recorded) {
-                // A failure is not final until recorded: logged as a deferral for now,
-                // and as what it is once recorded.
-                let logged_kind = if settled_failure {
+            let failed = matches!(kind, EventKind::Bounce | EventKind::Expiration);
+            if failed || (kind == EventKind::Delivery && !deliveries_recorded) {
+                // A failure is not final until recorded: logged (once) as a deferral for
+                // now, and as what it is once recorded.
+                let shown = if failed {
                     EventKind::TransientFailure
                 } else {
                     kind
                 };
-                if !item.logged {
-                    self.log_event(&job, &envelope, &item, logged_kind, &outcome, attempt, now);
+                if item.logged != Some(shown) {
+                    self.log_event(&job, &envelope, &item, shown, &outcome, attempt, now);
+                    item.logged = Some(shown);
                 }
-                item.logged = item.logged || !settled_failure;
                 unrecorded.push(item);
-            } else if !item.logged {
+            } else if item.logged != Some(kind) {
                 self.log_event(&job, &envelope, &item, kind, &outcome, attempt, now);
             }
         }
         // The recipients to retry go on as usual (pending on disk whatever happens).
+        let retrying = retry_job.is_some();
         if let Some((retry_job, at)) = retry_job {
             self.schedule(retry_job, at);
         }
         if unrecorded.is_empty() {
-            return false;
+            // Nothing settled is left unrecorded (a rerun that found it all written).
+            if !retrying {
+                self.forget(&job);
+            }
+            return true;
+        }
+        if retrying {
+            // This attempt goes on as two jobs: the retry and the record still owed.
+            inner.queued.fetch_add(1, Ordering::Relaxed);
         }
         let mut indices: Vec<u32> = unrecorded.iter().map(|item| item.index as u32).collect();
         indices.sort_unstable();
@@ -407,23 +413,29 @@ impl DeliveryEngine {
         Some((retry_job, next))
     }
 
-    /// Records `results` again after [`SPOOL_RETRY`], for an outcome the spool refused (it
-    /// refuses every write after a failed commit, until a restart): the recipients are
-    /// settled, so they are not delivered again. The job stays counted in `queued` until
-    /// then. On shutdown it is dropped; its recipients are pending on disk, and the next
-    /// start delivers them again (a duplicate, never a loss).
+    /// Records `results` again after `[delivery] spool_retry`, for an outcome the spool
+    /// refused: the recipients are settled, so they are not delivered again. While the
+    /// spool refuses every write (after a failed commit, until a restart) it only waits.
+    /// The job stays counted in `queued` until then. On shutdown it is dropped; its
+    /// recipients are pending on disk, and the next start delivers them again (a
+    /// duplicate, never a loss).
     fn record_later(&self, job: Job, results: Results, outcome: Outcome) {
         let engine = self.clone();
+        let wait = self.inner.config.delivery.spool_retry;
         self.inner.tracker.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(SPOOL_RETRY) => {
-                    // Boxed: `finish` may come back here.
-                    let again: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> =
-                        Box::pin(engine.finish(job, results, outcome));
-                    again.await;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = engine.inner.shutdown.cancelled() => return,
                 }
-                _ = engine.inner.shutdown.cancelled() => {}
-            };
+                if engine.inner.spool.stats().failed_commits == 0 {
+                    break;
+                }
+            }
+            // Boxed: `finish` may come back here.
+            let again: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> =
+                Box::pin(engine.finish(job, results, outcome));
+            again.await;
         });
     }
 

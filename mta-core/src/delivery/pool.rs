@@ -475,10 +475,8 @@ impl Pool {
                 // pending on disk, so the job waits and tries again rather than being dropped.
                 warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
                 self.unsent(engine);
-                engine.schedule(
-                    job,
-                    now_ms() + super::outcome::SPOOL_RETRY.as_millis() as u64,
-                );
+                let wait = engine.inner.config.delivery.spool_retry.as_millis() as u64;
+                engine.schedule(job, now_ms() + wait);
                 return;
             }
         };

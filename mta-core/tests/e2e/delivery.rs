@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use benches::dns::Records;
-use benches::sink::{Rule, SinkConfig};
+use benches::sink::{ReplySpec, Rule, SinkConfig};
 use mta_core::admin::AdminBackend;
 use queue::Spool;
 use smtp_proto::Extensions;
@@ -314,6 +314,85 @@ async fn a_bounce_whose_dsn_the_spool_refuses_stays_pending_until_it_can_be_sent
     assert!(idle, "delivery never went idle");
     assert_eq!(sender_mx.messages().len(), 1);
     world.stop().await;
+}
+
+/// An attempt whose outcome the spool refuses is not delivered again: the delivered and
+/// bounced recipients wait (as one job) for their record, logged once; only the deferred one
+/// is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_the_spool_refuses_is_never_delivered_again() {
+    let mut world = World::new(isp_and_sender_records()).await;
+    let config = "[suppression]\nenabled = false\n";
+    world.start(config, "spool_retry = \"1s\"").await;
+    let id = world
+        .send(
+            "sender@sender.test",
+            &["nouser@a.test", "ok@a.test", "later@a.test"],
+            &message("mixed"),
+        )
+        .await;
+    // Break the storage (a new message gets 451; every later write is refused), then let
+    // the MX host answer: 550 for nouser, 250 for ok, 451 for later.
+    std::fs::remove_dir_all(world.dir.path().join("spool").join("blobs")).unwrap();
+    let mut c = world.client().await;
+    let (code, text) = c
+        .send_message(
+            "sender@sender.test",
+            &["x@a.test"],
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await;
+    assert_eq!(code, 451, "{text}");
+    let isp = world
+        .sink(
+            2,
+            SinkConfig {
+                rules: vec![
+                    Rule::bounce_local_parts(["nouser"]),
+                    Rule::bounce_local_parts(["later"]).with_reply(ReplySpec::default_defer()),
+                ],
+                ..Default::default()
+            },
+        )
+        .await;
+    isp.wait_for_messages(1, WAIT).await.unwrap();
+    world
+        .wait_log("the 550 logged as a deferral", |r| {
+            r["type"] == "TransientFailure"
+                && r["recipient"] == "nouser@a.test"
+                && r["reply_code"] == 550
+        })
+        .await;
+    // Several spool_retry periods and retries of `later`.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let counters = isp.counters();
+    assert_eq!(counters.recipients_bounced, 1, "{counters:?}");
+    assert_eq!(counters.messages_accepted, 1, "{counters:?}");
+    assert!(
+        counters.recipients_deferred >= 2,
+        "later is retried: {counters:?}"
+    );
+    let log = world.log();
+    let deferred_550 = events(&log, "TransientFailure", "nouser@a.test")
+        .into_iter()
+        .filter(|r| r["reply_code"] == 550)
+        .count();
+    assert_eq!(deferred_550, 1, "logged once: {log:#?}");
+    assert_eq!(events(&log, "Delivery", "ok@a.test").len(), 1, "{log:#?}");
+    assert!(
+        events(&log, "Bounce", "nouser@a.test").is_empty(),
+        "{log:#?}"
+    );
+    // In memory: the retry of `later` and the record owed for the other two.
+    let health = world.running().admin.health().await;
+    assert_eq!(
+        health.components[0].detail.as_deref(),
+        Some("2 jobs queued"),
+        "{health:?}"
+    );
+    assert!(world.running().spool.envelope(id).is_ok());
+    let _ = world.mta.take().unwrap().stop().await;
+    world.dns.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

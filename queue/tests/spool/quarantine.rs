@@ -85,6 +85,20 @@ fn damaged_entries_are_quarantined_and_reported() {
         .find(|e| e.id == Some(garbled) && e.kind == EntryKind::Body)
         .unwrap();
     assert_eq!(garbled_body.bytes.as_ref(), &body_for(garbled)[..]);
+    // The listing gives the same entries without their bytes, up to its limit.
+    let (listed, total) = spool.quarantine_listing(3).unwrap();
+    assert_eq!((listed.len(), total), (3, 5));
+    for (listing, entry) in listed.iter().zip(&kept) {
+        assert_eq!(
+            (listing.id, listing.kind, listing.len, &listing.reason),
+            (entry.id, entry.kind, entry.bytes.len(), &entry.reason)
+        );
+    }
+    assert_eq!(
+        spool.quarantined_body(garbled).unwrap().unwrap().as_ref(),
+        &body_for(garbled)[..]
+    );
+    assert!(spool.quarantined_body(headless).unwrap().is_none());
     drop(spool);
 
     // Moved, not copied: the next open finds nothing new, and the quarantine stays.
