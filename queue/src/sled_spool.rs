@@ -312,6 +312,12 @@ impl SledSpool {
         self.opened_at
     }
 
+    /// `true` once a commit failed: from then on every write is refused until the spool is
+    /// reopened (see the committer).
+    pub fn refuses_writes(&self) -> bool {
+        self.stats.snapshot().failed_commits > 0
+    }
+
     /// Counters of the committer since open (commits, writes, largest batch, failures).
     pub fn stats(&self) -> SpoolStats {
         self.stats.snapshot()

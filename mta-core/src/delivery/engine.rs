@@ -440,6 +440,15 @@ impl DeliveryEngine {
     /// Finds the job's destination and hands it to the pool for (source, site).
     async fn route(&self, job: Job) {
         let inner = &self.inner;
+        if inner.spool.refuses_writes() {
+            // Nothing could be recorded: a delivery now would be sent again after the
+            // restart the spool needs. Wait (health says the spool is failing).
+            self.schedule(
+                job,
+                now_ms() + inner.config.delivery.spool_retry.as_millis() as u64,
+            );
+            return;
+        }
         // Domain and tenant suspensions hold mail before its destination is resolved: a
         // suspended domain's mail waits even while its DNS fails (an operator's answer to a
         // broken zone that would otherwise bounce everything).

@@ -428,7 +428,7 @@ impl DeliveryEngine {
                     _ = tokio::time::sleep(wait) => {}
                     _ = engine.inner.shutdown.cancelled() => return,
                 }
-                if engine.inner.spool.stats().failed_commits == 0 {
+                if !engine.inner.spool.refuses_writes() {
                     break;
                 }
             }

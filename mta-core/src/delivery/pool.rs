@@ -446,6 +446,13 @@ impl Pool {
     ) {
         let inner = &engine.inner;
         let spool = &inner.spool;
+        let spool_retry = inner.config.delivery.spool_retry.as_millis() as u64;
+        if spool.refuses_writes() {
+            // The outcome could not be recorded (see `DeliveryEngine::route`): wait.
+            self.unsent(engine);
+            engine.schedule(job, now_ms() + spool_retry);
+            return;
+        }
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
         let (envelope, body) = match (spool.envelope(job.message), spool.body(job.message)) {
             (Ok(e), Ok(b)) => (e, b),
@@ -475,8 +482,7 @@ impl Pool {
                 // pending on disk, so the job waits and tries again rather than being dropped.
                 warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
                 self.unsent(engine);
-                let wait = engine.inner.config.delivery.spool_retry.as_millis() as u64;
-                engine.schedule(job, now_ms() + wait);
+                engine.schedule(job, now_ms() + spool_retry);
                 return;
             }
         };
