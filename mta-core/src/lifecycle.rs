@@ -174,6 +174,7 @@ fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &Cancella
     let started = std::time::Instant::now();
     gauge!("spool_recovering").set(1.0);
     let (mut pending, mut finished, mut quarantined, mut jobs) = (0usize, 0usize, 0usize, 0u64);
+    let mut stopped_early = false;
     let result = spool.recover_envelopes(RECOVERY_BATCH, |batch| {
         for report in &batch.quarantined {
             warn!(
@@ -204,6 +205,7 @@ fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &Cancella
             }
         }
         if shutdown.is_cancelled() {
+            stopped_early = true;
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -211,11 +213,15 @@ fn recover_queue(spool: &SledSpool, engine: &DeliveryEngine, shutdown: &Cancella
     });
     gauge!("spool_recovering").set(0.0);
     engine.load_finished(match &result {
-        Ok(()) if shutdown.is_cancelled() => Err("stopped: the MTA is shutting down".to_owned()),
+        Ok(()) if stopped_early => Err("stopped: the MTA is shutting down".to_owned()),
         Ok(()) => Ok(()),
         Err(error) => Err(crate::config::error_chain(error)),
     });
     match result {
+        Ok(()) if stopped_early => info!(
+            pending,
+            "spool recovery stopped by the shutdown; the rest is loaded at the next start"
+        ),
         Ok(()) => info!(
             pending,
             finished,
