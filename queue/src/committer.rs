@@ -102,6 +102,11 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// `true` once a commit failed.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.failed_commits.load(Ordering::Relaxed) > 0
+    }
+
     pub(crate) fn snapshot(&self) -> SpoolStats {
         SpoolStats {
             commits: self.commits.load(Ordering::Relaxed),

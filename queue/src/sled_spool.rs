@@ -315,7 +315,7 @@ impl SledSpool {
     /// `true` once a commit failed: from then on every write is refused until the spool is
     /// reopened (see the committer).
     pub fn refuses_writes(&self) -> bool {
-        self.stats.snapshot().failed_commits > 0
+        self.stats.any_failed()
     }
 
     /// Counters of the committer since open (commits, writes, largest batch, failures).

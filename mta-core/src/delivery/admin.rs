@@ -408,37 +408,42 @@ impl AdminBackend for EngineAdmin {
             // The jobs taken are out of the scheduler: a task of its own finishes them all,
             // even if the request goes away meanwhile.
             let engine = self.engine.clone();
-            let unrecorded = tokio::spawn(async move {
-                let reply = SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
-                let mut unrecorded = 0usize;
-                for job in jobs {
-                    let mut results = Results::all(&job, reply.clone());
-                    if !send_dsn {
-                        results = results.without_dsn();
+            let unrecorded = self
+                .engine
+                .inner
+                .tracker
+                .spawn(async move {
+                    let reply =
+                        SmtpReply::local(550, (5, 0, 0), "delivery cancelled by the operator");
+                    let mut unrecorded = 0usize;
+                    for job in jobs {
+                        let mut results = Results::all(&job, reply.clone());
+                        if !send_dsn {
+                            results = results.without_dsn();
+                        }
+                        if !engine.finish(job, results, Outcome::unrouted()).await {
+                            unrecorded += 1;
+                        }
                     }
-                    if !engine.finish(job, results, Outcome::unrouted()).await {
-                        unrecorded += 1;
-                    }
-                }
-                let what = if send_dsn {
-                    "with DSNs"
-                } else {
-                    "without DSNs"
-                };
-                let action = format!("bounce {filter} {what}");
-                log_action(&engine, &actor, action, Some(&counted));
-                unrecorded
-            })
-            .await
-            .map_err(|e| BackendError::Failed {
-                what: "bouncing",
-                source: Box::new(e),
-            })?;
+                    let what = if send_dsn {
+                        "with DSNs"
+                    } else {
+                        "without DSNs"
+                    };
+                    let action = format!("bounce {filter} {what}");
+                    log_action(&engine, &actor, action, Some(&counted));
+                    unrecorded
+                })
+                .await
+                .map_err(|e| BackendError::Failed {
+                    what: "bouncing",
+                    source: Box::new(e),
+                })?;
             if unrecorded > 0 {
-                // Settled, but not on disk yet: recorded again in the background; a restart
-                // before that would deliver them after all.
+                // Settled, but not on disk: a spool that refuses writes does so until a
+                // restart, after which these recipients are queued again.
                 return Err(BackendError::Failed {
-                    what: "recording the bounce in the spool (retried in the background until it is recorded)",
+                    what: "recording the bounce in the spool (the spool refuses writes: restart the MTA and bounce again)",
                     source: format!("the spool refused {unrecorded} of the bounced jobs' records")
                         .into(),
                 });

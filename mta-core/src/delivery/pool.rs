@@ -11,6 +11,7 @@
 //! that may not go now (throttled, suspended) goes back to the scheduler for the time it may,
 //! without counting an attempt, and gives back the warmup allowance it took.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -317,6 +318,11 @@ impl Pool {
             return;
         }
         let inner = &engine.inner;
+        if inner.spool.refuses_writes() {
+            // No connection: nothing could be sent on it.
+            self.pause_for_spool(engine, first);
+            return;
+        }
         let Some(destination) = self.lock().destination.clone() else {
             // Cannot happen (a job is pushed with its destination), but never lose a job.
             self.hand_back(engine, first, now_ms() + 1000);
@@ -377,8 +383,13 @@ impl Pool {
         let mut delivered = 0usize;
         let unrecorded = Arc::new(Semaphore::new(UNRECORDED_PER_CONNECTION));
         loop {
-            self.deliver(engine, &mut conn, &candidate, job, &unrecorded)
-                .await;
+            if self
+                .deliver(engine, &mut conn, &candidate, job, &unrecorded)
+                .await
+                .is_break()
+            {
+                break;
+            }
             delivered += 1;
             if !conn.is_healthy() || delivered >= self.shaping.max_deliveries_per_connection {
                 break;
@@ -443,15 +454,13 @@ impl Pool {
         candidate: &Candidate,
         job: Job,
         unrecorded: &Arc<Semaphore>,
-    ) {
+    ) -> ControlFlow<()> {
         let inner = &engine.inner;
         let spool = &inner.spool;
         let spool_retry = inner.config.delivery.spool_retry.as_millis() as u64;
         if spool.refuses_writes() {
-            // The outcome could not be recorded (see `DeliveryEngine::route`): wait.
-            self.unsent(engine);
-            engine.schedule(job, now_ms() + spool_retry);
-            return;
+            self.pause_for_spool(engine, job);
+            return ControlFlow::Break(());
         }
         let outcome = self.outcome(Some(candidate), conn.tls().map(str::to_owned));
         let (envelope, body) = match (spool.envelope(job.message), spool.body(job.message)) {
@@ -462,20 +471,20 @@ impl Pool {
                 warn!(id = %job.message, "message body missing from the spool; not delivered");
                 self.unsent(engine);
                 engine.forget(&job);
-                return;
+                return ControlFlow::Continue(());
             }
             (Err(SpoolError::NotFound(_)), _) => {
                 // Gone from the spool (bounced or deleted by an operator): nothing to send.
                 self.unsent(engine);
                 engine.forget(&job);
-                return;
+                return ControlFlow::Continue(());
             }
             (Err(error @ SpoolError::Corrupt { .. }), _) => {
                 // Retrying cannot mend it; the next start quarantines it (docs/spool.md).
                 warn!(id = %job.message, %error, "message envelope is damaged; not delivered");
                 self.unsent(engine);
                 engine.forget(&job);
-                return;
+                return ControlFlow::Continue(());
             }
             (Err(error), _) | (_, Err(error)) => {
                 // A read error (storage trouble): the recipients are still
@@ -483,7 +492,7 @@ impl Pool {
                 warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
                 self.unsent(engine);
                 engine.schedule(job, now_ms() + spool_retry);
-                return;
+                return ControlFlow::Continue(());
             }
         };
         let tenant = envelope.tags.tenant.as_deref();
@@ -510,7 +519,7 @@ impl Pool {
                 let results = Results::suppressed(&suppressed);
                 engine.finish(job, results, outcome).await;
             }
-            return;
+            return ControlFlow::Continue(());
         }
         let message = OutgoingMessage {
             sender: &envelope.sender,
@@ -580,6 +589,18 @@ impl Pool {
             engine2.finish(job, results, outcome).await;
             drop(permit);
         });
+        ControlFlow::Continue(())
+    }
+
+    /// While the spool refuses writes (after a failed commit, until a restart) nothing is
+    /// sent: an outcome that cannot be recorded would be sent again after the restart.
+    /// Hands `job` (its permit taken) and every job queued here back to the scheduler for
+    /// `[delivery] spool_retry` later.
+    fn pause_for_spool(&self, engine: &DeliveryEngine, job: Job) {
+        let at = now_ms() + engine.inner.config.delivery.spool_retry.as_millis() as u64;
+        self.unsent(engine);
+        engine.schedule(job, at);
+        self.hand_back_all(engine, at);
     }
 
     /// A permitted message that was not sent after all: its allowance goes back and the

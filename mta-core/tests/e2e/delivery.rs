@@ -184,6 +184,9 @@ async fn break_spool_during_an_attempt(world: &World, sink: &benches::sink::Sink
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     std::fs::remove_dir_all(world.dir.path().join("spool").join("blobs")).unwrap();
+    // A commit now (a flush syncs like any commit) fails: the attempt's outcome comes after.
+    let flushed = world.running().spool.flush().await;
+    assert!(flushed.is_err(), "{flushed:?}");
     let mut c = world.client().await;
     let (code, text) = c
         .send_message(
