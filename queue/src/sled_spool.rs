@@ -312,12 +312,6 @@ impl SledSpool {
         self.opened_at
     }
 
-    /// `true` once a commit failed: from then on every write is refused until the spool is
-    /// reopened (see the committer).
-    pub fn refuses_writes(&self) -> bool {
-        self.stats.any_failed()
-    }
-
     /// Counters of the committer since open (commits, writes, largest batch, failures).
     pub fn stats(&self) -> SpoolStats {
         self.stats.snapshot()
@@ -491,6 +485,11 @@ impl Spool for SledSpool {
             .map_err(SpoolError::storage)?
             .ok_or(SpoolError::NotFound(id))?;
         Envelope::decode(&bytes).map_err(|source| SpoolError::Corrupt { id, source })
+    }
+
+    fn refuses_writes(&self) -> bool {
+        // The committer writes nothing after a failed commit.
+        self.stats.any_failed()
     }
 
     fn flush(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {

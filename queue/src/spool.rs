@@ -70,6 +70,10 @@ pub trait Spool: Send + Sync + 'static {
     /// The current envelope of a stored message.
     fn envelope(&self, id: MessageId) -> Result<Envelope, SpoolError>;
 
+    /// `true` when every write would be refused now (after a failed commit, until the spool
+    /// is reopened): callers can refuse work early instead of failing at the write.
+    fn refuses_writes(&self) -> bool;
+
     /// Resolves when every write called before it is durable.
     fn flush(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<Self>;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use queue::scheduler::{
     DelayQueue, Due, Interner, Job, ReadyQueueConfig, RetryPolicy, jobs_from_envelope,
 };
-use queue::{Envelope, MessageId, SledSpool};
+use queue::{Envelope, MessageId, SledSpool, Spool};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

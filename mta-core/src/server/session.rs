@@ -351,6 +351,11 @@ impl<S: Spool> Session<S> {
         if self.listener.config.require_tls && self.tls.is_none() {
             return Reply::tls_required();
         }
+        if self.shared.spool.refuses_writes() {
+            // It would fail at the end of the data: say so before the client sends it.
+            metrics::counter!("smtp_messages_refused_total", "reason" => "spool").increment(1);
+            return Reply::spool_failure();
+        }
         if params
             .size
             .is_some_and(|size| size > self.listener.config.max_message_size)
