@@ -106,7 +106,8 @@ pub use egress::{Decision, Egress, KeyState, PoolId, Restored, Source};
 pub use error::IpwarmError;
 pub use snapshot::SNAPSHOT_VERSION;
 pub use suppress::{
-    Suppression, SuppressionConfig, SuppressionOrigin, Suppressions, encode_snapshot,
+    Suppression, SuppressionConfig, SuppressionHit, SuppressionOrigin, Suppressions,
+    encode_snapshot,
 };
 pub use throttle::{
     Change, Health, Limits, OTHER_PROVIDER, Permit, Reaction, Reason, ReputationConfig,

@@ -107,6 +107,15 @@ pub struct Suppression {
     pub reason: Option<String>,
 }
 
+/// Why a recipient is suppressed: what [`Suppressions::lookup`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionHit {
+    /// What added the entry.
+    pub origin: SuppressionOrigin,
+    /// The operator's reason, or the bounce's reply codes (`550 5.1.1`).
+    pub reason: Option<Arc<str>>,
+}
+
 /// What the list keeps per entry besides its key: 32 bytes (the hash map holds twice as
 /// many slots as entries, so each byte here costs about two per entry).
 #[derive(Debug, Clone)]
@@ -179,19 +188,30 @@ impl Suppressions {
     /// Whether `address` is suppressed for `tenant` at `now_ms`: by an entry for the address
     /// or for its domain, of that tenant or of every tenant (`""`).
     pub fn is_suppressed(&self, tenant: &str, address: &str, now_ms: u64) -> bool {
+        self.lookup(tenant, address, now_ms).is_some()
+    }
+
+    /// The entry that suppresses `address` for `tenant` at `now_ms`, if one does (see
+    /// [`Suppressions::is_suppressed`]): the tenant's own entries first, the address's
+    /// before its domain's.
+    pub fn lookup(&self, tenant: &str, address: &str, now_ms: u64) -> Option<SuppressionHit> {
         if self.entries.is_empty() {
-            return false;
+            return None;
         }
         let domain = address.trim().rsplit_once('@').map(|(_, domain)| domain);
         let in_force = |tenant: &str, entry: &str| {
             self.entries
                 .get(key(tenant, entry).as_str())
-                .is_some_and(|entry| now_ms < entry.until_ms)
+                .filter(|entry| now_ms < entry.until_ms)
+                .map(|entry| SuppressionHit {
+                    origin: entry.origin,
+                    reason: entry.reason.clone(),
+                })
         };
         let of = |tenant: &str| {
-            in_force(tenant, address) || domain.is_some_and(|domain| in_force(tenant, domain))
+            in_force(tenant, address).or_else(|| domain.and_then(|domain| in_force(tenant, domain)))
         };
-        of(tenant) || (!tenant.is_empty() && of(""))
+        of(tenant).or_else(|| (!tenant.is_empty()).then(|| of("")).flatten())
     }
 
     /// Suppresses `address` for `tenant` from `now_ms`, for `origin` with an optional
@@ -432,6 +452,37 @@ mod tests {
         // Re-adding after expiry counts as new.
         s.add("acme", "bob@example.com", NOW, BOUNCE, None);
         assert!(s.add("acme", "bob@example.com", NOW + 31 * DAY, BOUNCE, None));
+    }
+
+    #[test]
+    fn lookup_gives_the_entry_that_suppresses() {
+        let mut s = list(10);
+        s.add("acme", "bob@example.com", NOW, BOUNCE, Some("550 5.1.1"));
+        s.add("", "example.com", NOW, MANUAL, Some("complaints"));
+        let hit = |tenant: &str, address: &str| {
+            s.lookup(tenant, address, NOW)
+                .map(|h| (h.origin, h.reason.as_deref().map(str::to_owned)))
+        };
+        // The tenant's own address entry wins over the every-tenant domain entry.
+        assert_eq!(
+            hit("acme", "bob@example.com"),
+            Some((BOUNCE, Some("550 5.1.1".to_owned())))
+        );
+        assert_eq!(
+            hit("acme", "eve@example.com"),
+            Some((MANUAL, Some("complaints".to_owned())))
+        );
+        assert_eq!(
+            hit("other", "bob@example.com"),
+            Some((MANUAL, Some("complaints".to_owned())))
+        );
+        assert_eq!(hit("acme", "bob@example.org"), None);
+        // Once the bounce entry expired, the domain entry still suppresses.
+        assert_eq!(
+            s.lookup("acme", "bob@example.com", NOW + 31 * DAY)
+                .map(|h| h.origin),
+            Some(MANUAL)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ipwarm::{SuppressionHit, SuppressionOrigin};
 use queue::scheduler::{Job, RecipientIndices};
 use queue::{Change, Envelope, MessageId, RecipientState, Spool};
 use tracing::warn;
@@ -137,23 +138,20 @@ impl Results {
         }
     }
 
-    /// Recipients not attempted because they are on the suppression list.
-    pub(crate) fn suppressed(indices: &[usize]) -> Results {
+    /// Recipients not attempted because they are on the suppression list, each with the
+    /// entry that suppresses it.
+    pub(crate) fn suppressed(suppressed: &[(usize, SuppressionHit)]) -> Results {
         let mut results = Results::of(Vec::new());
-        results.add_suppressed(indices);
+        results.add_suppressed(suppressed);
         results
     }
 
     /// Adds recipients not attempted because they are suppressed.
-    pub(crate) fn add_suppressed(&mut self, indices: &[usize]) {
-        for &index in indices {
+    pub(crate) fn add_suppressed(&mut self, suppressed: &[(usize, SuppressionHit)]) {
+        for (index, hit) in suppressed {
             self.items.push(Item {
-                index,
-                reply: SmtpReply::local(
-                    550,
-                    (5, 7, 1),
-                    "recipient is on the suppression list (an earlier hard bounce or the operator)",
-                ),
+                index: *index,
+                reply: suppressed_reply(hit),
                 class: Some(SUPPRESSED),
                 blames_source: false,
                 logged: None,
@@ -166,6 +164,42 @@ impl Results {
         self.no_dsn = true;
         self
     }
+}
+
+/// The reply a suppressed recipient bounces with. An entry a hard bounce made keeps that
+/// bounce's codes (`550 5.1.1`), so the DSN and the log say the same as the first time and
+/// a sender's bounce processing sees the same hard bounce; other entries give `5.7.1`.
+fn suppressed_reply(hit: &SuppressionHit) -> SmtpReply {
+    if hit.origin == SuppressionOrigin::Bounce
+        && let Some(reason) = hit.reason.as_deref()
+        && let Some((code, enhanced)) = bounce_codes(reason)
+    {
+        return SmtpReply::local(
+            code,
+            enhanced,
+            format!("recipient suppressed after an earlier hard bounce ({reason})"),
+        );
+    }
+    let text = match hit.origin {
+        SuppressionOrigin::Bounce => "recipient suppressed after an earlier hard bounce",
+        SuppressionOrigin::Manual => "recipient is on the operator's suppression list",
+    };
+    SmtpReply::local(550, (5, 7, 1), text)
+}
+
+/// The codes of a bounce entry's reason (`"550 5.1.1"`): a 5xx code and a class-5 enhanced
+/// code, or `None`.
+fn bounce_codes(reason: &str) -> Option<(u16, (u8, u16, u16))> {
+    let (code, enhanced) = reason.split_once(' ')?;
+    let code: u16 = code.parse().ok().filter(|c| (500..600).contains(c))?;
+    let mut parts = enhanced.split('.');
+    let class: u8 = parts.next()?.parse().ok().filter(|&c| c == 5)?;
+    let subject: u16 = parts.next()?.parse().ok().filter(|&n| n < 1000)?;
+    let detail: u16 = parts.next()?.parse().ok().filter(|&n| n < 1000)?;
+    parts
+        .next()
+        .is_none()
+        .then_some((code, (class, subject, detail)))
 }
 
 /// A recipient that failed for good, for its DSN.
@@ -456,5 +490,54 @@ impl DeliveryEngine {
     /// A job leaves memory without a successor.
     pub(crate) fn forget(&self, _job: &Job) {
         self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn hit(origin: SuppressionOrigin, reason: Option<&str>) -> SuppressionHit {
+        SuppressionHit {
+            origin,
+            reason: reason.map(Arc::from),
+        }
+    }
+
+    #[test]
+    fn a_bounce_entry_bounces_with_its_codes_again() {
+        use SuppressionOrigin::{Bounce, Manual};
+        let table: [(SuppressionHit, &str); 6] = [
+            (
+                hit(Bounce, Some("550 5.1.1")),
+                "550 5.1.1 recipient suppressed after an earlier hard bounce (550 5.1.1)",
+            ),
+            (
+                hit(Bounce, Some("551 5.2.1")),
+                "551 5.2.1 recipient suppressed after an earlier hard bounce (551 5.2.1)",
+            ),
+            // Not a permanent code, or not one at all: the policy code.
+            (
+                hit(Bounce, Some("450 4.2.1")),
+                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+            ),
+            (
+                hit(Bounce, Some("550 5.1")),
+                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+            ),
+            (
+                hit(Bounce, None),
+                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+            ),
+            (
+                hit(Manual, Some("550 5.1.1")),
+                "550 5.7.1 recipient is on the operator's suppression list",
+            ),
+        ];
+        for (hit, expected) in table {
+            assert_eq!(suppressed_reply(&hit).to_string(), expected, "{hit:?}");
+        }
     }
 }

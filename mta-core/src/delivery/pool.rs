@@ -505,10 +505,9 @@ impl Pool {
             if r.state != queue::RecipientState::Pending {
                 continue;
             }
-            if inner.reputation.is_suppressed(tenant, &r.address) {
-                suppressed.push(i);
-            } else {
-                indices.push(i);
+            match inner.reputation.suppression(tenant, &r.address) {
+                Some(hit) => suppressed.push((i, hit)),
+                None => indices.push(i),
             }
         }
         if indices.is_empty() {

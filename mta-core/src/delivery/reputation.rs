@@ -179,10 +179,14 @@ impl Reputation {
         egress.record(source, throttle_key, class, now)
     }
 
-    /// True if the recipient is suppressed for the tenant.
-    pub(crate) fn is_suppressed(&self, tenant: Option<&str>, address: &str) -> bool {
+    /// The entry that suppresses the recipient for the tenant, if one does.
+    pub(crate) fn suppression(
+        &self,
+        tenant: Option<&str>,
+        address: &str,
+    ) -> Option<ipwarm::SuppressionHit> {
         self.suppressions()
-            .is_suppressed(tenant.unwrap_or(""), address, now_ms())
+            .lookup(tenant.unwrap_or(""), address, now_ms())
     }
 
     /// Suppresses a recipient after a bad-mailbox bounce; the reply's codes are its reason.

@@ -262,7 +262,15 @@ async fn a_hard_bounce_suppresses_the_address_for_its_tenant() {
             r["class"] == "suppressed" && r["recipient"] == "gone@isp.test"
         })
         .await;
-    assert_eq!(events(&log, "Bounce", "gone@isp.test").len(), 2);
+    let bounces = events(&log, "Bounce", "gone@isp.test");
+    assert_eq!(bounces.len(), 2);
+    // The suppressed bounce gives the first bounce's codes again.
+    assert_eq!(
+        (&bounces[1]["reply_code"], &bounces[1]["enhanced_code"]),
+        (&serde_json::json!(550), &serde_json::json!("5.1.1")),
+        "{:#?}",
+        bounces[1]
+    );
     let suppressions = crate::admin::ctl_json(&world, &["suppressions"]).await;
     let entry = &suppressions["entries"][0];
     assert_eq!(
