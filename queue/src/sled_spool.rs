@@ -378,6 +378,27 @@ impl SledSpool {
             .map(Body::new))
     }
 
+    /// Deletes message `id`'s entries (body and envelope) from quarantine, once an operator
+    /// has dealt with them; returns how many there were. Flushed before it returns.
+    pub fn remove_quarantined(&self, id: MessageId) -> Result<usize, SpoolError> {
+        let mut removed = 0;
+        for key in [body_key(id), envelope_key(id)] {
+            if self
+                .quarantine
+                .remove(key)
+                .map_err(SpoolError::storage)?
+                .is_some()
+            {
+                removed += 1;
+            }
+            self.reasons.remove(key).map_err(SpoolError::storage)?;
+        }
+        if removed > 0 {
+            self.quarantine.flush().map_err(SpoolError::storage)?;
+        }
+        Ok(removed)
+    }
+
     /// Bytes the spool's files take on disk (as the storage engine counts them).
     pub fn size_on_disk(&self) -> Result<u64, SpoolError> {
         self.db.size_on_disk().map_err(SpoolError::storage)

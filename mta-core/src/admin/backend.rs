@@ -101,6 +101,14 @@ pub trait AdminBackend: Send + Sync + 'static {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
 
+    /// Deletes a message's entries from the quarantine (its id as given, not yet parsed);
+    /// returns how many there were (0: none).
+    fn discard_quarantined<'a>(
+        &'a self,
+        id: &'a str,
+        actor: Actor,
+    ) -> BoxFuture<'a, Result<usize, BackendError>>;
+
     /// Re-reads the configuration file and applies what can change while running (the
     /// daemon maps SIGHUP here too).
     fn reload(&self, actor: Actor) -> BoxFuture<'_, Result<ReloadReport, BackendError>>;

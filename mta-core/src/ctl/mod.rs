@@ -27,10 +27,10 @@ pub use client::CtlError;
 pub(crate) use client::{AdminClient, Target, query_string};
 
 use crate::admin::types::{
-    ActionCount, BounceRequest, BounceResult, Filter, FlushRequest, Health, HealthStatus,
-    MessageView, NewSuppression, NewSuppressions, NewSuspension, PoolsView, QuarantineList,
-    QueueSummary, ReloadReport, Resumed, SuppressionChange, SuppressionPage, Suspension,
-    SuspensionList, SuspensionScope,
+    ActionCount, BounceRequest, BounceResult, Discarded, Filter, FlushRequest, Health,
+    HealthStatus, MessageView, NewSuppression, NewSuppressions, NewSuspension, PoolsView,
+    QuarantineList, QueueSummary, ReloadReport, Resumed, SuppressionChange, SuppressionPage,
+    Suspension, SuspensionList, SuspensionScope,
 };
 
 /// `mta ctl [--config FILE] [--socket PATH] [--json] COMMAND`.
@@ -122,6 +122,9 @@ pub enum CtlCommand {
     Quarantine {
         /// A message id from the list.
         id: Option<String>,
+        /// Delete that message's entries from the quarantine (once dealt with).
+        #[arg(long, requires = "id")]
+        discard: bool,
     },
     /// Re-read the configuration file (as SIGHUP does).
     Reload,
@@ -378,11 +381,22 @@ pub(crate) async fn execute_with(
         CtlCommand::Suppressions { action } => {
             suppressions(client, action.as_ref(), json, out).await
         }
-        CtlCommand::Quarantine { id: None } => {
+        CtlCommand::Quarantine { id: None, .. } => {
             let answer = client.send(Method::GET, "/v1/quarantine", None).await?;
             show::<QuarantineList>(out, json, &answer, render::quarantine)
         }
-        CtlCommand::Quarantine { id: Some(id) } => {
+        CtlCommand::Quarantine {
+            id: Some(id),
+            discard: true,
+        } => {
+            let path = format!("/v1/quarantine/{}", client::percent_encode(id));
+            let answer = client.send(Method::DELETE, &path, None).await?;
+            show::<Discarded>(out, json, &answer, render::discarded)
+        }
+        CtlCommand::Quarantine {
+            id: Some(id),
+            discard: false,
+        } => {
             let path = format!("/v1/quarantine/{}", client::percent_encode(id));
             let answer = client.send(Method::GET, &path, None).await?;
             if !answer.status.is_success() {

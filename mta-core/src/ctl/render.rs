@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use super::table::{Table, or_dash, short_duration, time};
 use crate::admin::types::{
-    ActionCount, BounceResult, Health, MessageView, PoolsView, QuarantineList, QueueSummary,
-    ReloadReport, ShapeTable, SuppressionChange, SuppressionOrigin, SuppressionPage, Suspension,
-    SuspensionList, ThrottleState,
+    ActionCount, BounceResult, Discarded, Health, MessageView, PoolsView, QuarantineList,
+    QueueSummary, ReloadReport, ShapeTable, SuppressionChange, SuppressionOrigin, SuppressionPage,
+    Suspension, SuspensionList, ThrottleState,
 };
 
 /// `mta ctl queue`.
@@ -185,6 +185,14 @@ pub(crate) fn quarantine(list: &QuarantineList) -> String {
         );
     }
     out
+}
+
+/// `mta ctl quarantine ID --discard`.
+pub(crate) fn discarded(d: &Discarded) -> String {
+    format!(
+        "discarded {} quarantined entries of {}\n",
+        d.entries, d.discarded
+    )
 }
 
 /// `mta ctl flush ...`.

@@ -101,7 +101,7 @@ impl EngineAdmin {
             .map_err(|e| failed(Box::new(e)))
     }
 
-    /// Runs a read of the spool's quarantine off the reactor.
+    /// Runs a read (or a discard) of the spool's quarantine off the reactor.
     async fn read_quarantine<T: Send + 'static>(
         &self,
         read: impl FnOnce(&queue::SledSpool) -> Result<T, queue::SpoolError> + Send + 'static,
@@ -702,6 +702,29 @@ impl AdminBackend for EngineAdmin {
                 .read_quarantine(move |spool| spool.quarantined_body(id))
                 .await?;
             Ok(body.map(|body| body.to_vec()))
+        })
+    }
+
+    fn discard_quarantined<'a>(
+        &'a self,
+        id: &'a str,
+        actor: Actor,
+    ) -> BoxFuture<'a, Result<usize, BackendError>> {
+        Box::pin(async move {
+            let Ok(id) = id.parse::<MessageId>() else {
+                return Ok(0);
+            };
+            let engine = self.engine.clone();
+            // Deleted and logged off the reactor, to the end even if the request goes away.
+            self.read_quarantine(move |spool| {
+                let entries = spool.remove_quarantined(id)?;
+                if entries > 0 {
+                    let action = format!("discard quarantined {id} ({entries} entries)");
+                    log_action(&engine, &actor, action, None);
+                }
+                Ok(entries)
+            })
+            .await
         })
     }
 

@@ -429,7 +429,7 @@ fn open_storage(dir: &std::path::Path) -> sled::Db {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_message_is_quarantined_listed_and_its_body_can_be_fetched() {
+async fn a_damaged_message_is_quarantined_listed_fetched_and_discarded() {
     let mut world = World::new(Records::new()).await;
     world.start("", "").await;
     // Held, so it is still in the spool when the MTA stops.
@@ -496,6 +496,18 @@ async fn a_damaged_message_is_quarantined_listed_and_its_body_can_be_fetched() {
     );
     let (ok, _, err) = ctl(&world, &["quarantine", "0199ab12cd34ef560000aabbccddee00"]).await;
     assert!(!ok && err.contains("404"), "{err}");
+    let discarded = ctl_json(&world, &["quarantine", &id.to_string(), "--discard"]).await;
+    assert_eq!(discarded["entries"], 2, "{discarded}");
+    let list = ctl_json(&world, &["quarantine"]).await;
+    assert_eq!(list["total"], 0, "{list}");
+    world
+        .wait_log("the discard's AdminAction", |r| {
+            r["type"] == "AdminAction"
+                && r["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("discard quarantined"))
+        })
+        .await;
     world.stop().await;
 }
 

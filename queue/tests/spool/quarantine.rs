@@ -106,4 +106,14 @@ fn damaged_entries_are_quarantined_and_reported() {
     assert!(recovery.quarantined.is_empty());
     assert_eq!(recovery.pending.len(), 2);
     assert_eq!(spool.quarantined().unwrap().len(), 5);
+
+    // An operator deletes a message's entries once dealt with; they stay deleted.
+    assert_eq!(spool.remove_quarantined(garbled).unwrap(), 2);
+    assert_eq!(spool.remove_quarantined(garbled).unwrap(), 0);
+    assert_eq!(spool.remove_quarantined(ids[0]).unwrap(), 0);
+    drop(spool);
+    let (spool, _) = open(&dir.spool());
+    let left = spool.quarantined().unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|e| e.id != Some(garbled)));
 }

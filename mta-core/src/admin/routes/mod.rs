@@ -58,7 +58,10 @@ pub(crate) fn routes(state: AppState) -> Router {
                 .delete(suppressions::remove),
         )
         .route("/v1/quarantine", get(quarantine::list))
-        .route("/v1/quarantine/{id}", get(quarantine::body))
+        .route(
+            "/v1/quarantine/{id}",
+            get(quarantine::body).delete(quarantine::discard),
+        )
         .route("/v1/reload", post(reload::post))
         .route("/v1/health", get(health::get))
         .route_layer(from_fn(count_requests))

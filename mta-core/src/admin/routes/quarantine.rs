@@ -1,14 +1,16 @@
-//! `GET /v1/quarantine` (list the damaged spool entries set aside) and
-//! `GET /v1/quarantine/{id}` (a quarantined message's raw bytes, to inspect or re-inject).
+//! `GET /v1/quarantine` (list the damaged spool entries set aside),
+//! `GET /v1/quarantine/{id}` (a quarantined message's raw bytes, to inspect or re-inject) and
+//! `DELETE /v1/quarantine/{id}` (discard a message's entries once dealt with).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
-use super::{AppState, check_id};
+use super::{AppState, actor, check_id};
+use crate::admin::backend::Client;
 use crate::admin::error::ApiError;
-use crate::admin::types::QuarantineList;
+use crate::admin::types::{Discarded, QuarantineList};
 
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<QuarantineList>, ApiError> {
     Ok(Json(state.backend.quarantine().await?))
@@ -25,4 +27,23 @@ pub(crate) async fn body(
             "no quarantined message body {id}"
         ))),
     }
+}
+
+pub(crate) async fn discard(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<String>,
+) -> Result<Json<Discarded>, ApiError> {
+    check_id(&id)?;
+    let entries = state
+        .backend
+        .discard_quarantined(&id, actor("DELETE /v1/quarantine/{id}", client))
+        .await?;
+    if entries == 0 {
+        return Err(ApiError::not_found(format!("nothing quarantined for {id}")));
+    }
+    Ok(Json(Discarded {
+        discarded: id,
+        entries,
+    }))
 }

@@ -585,6 +585,21 @@ async fn quarantine_lists_and_prints_a_raw_body() {
     let (status, text) =
         refused(ctl(&h, &["quarantine", "0199ab12cd34ef560000aabbccddee00"]).await);
     assert_eq!(status, 404, "{text}");
+    let out = ctl(&h, &["quarantine", QUARANTINED, "--discard"])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        format!("discarded 2 quarantined entries of {QUARANTINED}\n")
+    );
+    assert_eq!(
+        ctl(&h, &["quarantine"]).await.unwrap(),
+        "the quarantine is empty\n"
+    );
+    assert!(
+        parse(&["quarantine", "--discard"]).is_err(),
+        "--discard needs an id"
+    );
     h.stop().await;
 }
 

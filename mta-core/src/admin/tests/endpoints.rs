@@ -550,6 +550,23 @@ async fn the_quarantine_is_listed_and_its_bodies_can_be_fetched() {
     assert_eq!(status, 404, "{text}");
     let (status, _) = error(&h.unix(), Method::GET, "/v1/quarantine/a%20b", None).await;
     assert_eq!(status, 400);
+
+    let path = format!("/v1/quarantine/{QUARANTINED}");
+    let (status, discarded): (u16, Discarded) = call(&h.unix(), Method::DELETE, &path, None).await;
+    assert_eq!(
+        (status, discarded.discarded.as_str(), discarded.entries),
+        (200, QUARANTINED, 2)
+    );
+    let (status, _) = error(&h.unix(), Method::DELETE, &path, None).await;
+    assert_eq!(status, 404);
+    let (_, list): (u16, QuarantineList) =
+        call(&h.unix(), Method::GET, "/v1/quarantine", None).await;
+    assert_eq!(list.total, 0);
+    let actions = h.backend.actions();
+    assert_eq!(
+        actions.last().map(|a| (a.endpoint, a.what.as_str())),
+        Some(("DELETE /v1/quarantine/{id}", QUARANTINED))
+    );
     h.stop().await;
 }
 

@@ -507,6 +507,25 @@ impl AdminBackend for MemoryBackend {
         })
     }
 
+    fn discard_quarantined<'a>(
+        &'a self,
+        id: &'a str,
+        actor: Actor,
+    ) -> BoxFuture<'a, Result<usize, BackendError>> {
+        Box::pin(async move {
+            let mut state = self.state.lock().unwrap();
+            let before = state.quarantine.len();
+            state
+                .quarantine
+                .retain(|(e, _)| e.id.as_deref() != Some(id));
+            let entries = before - state.quarantine.len();
+            if entries > 0 {
+                record(&mut state, &actor, id.to_owned());
+            }
+            Ok(entries)
+        })
+    }
+
     fn pools(&self) -> BoxFuture<'_, Result<PoolsView, BackendError>> {
         Box::pin(async move {
             let mut state = self.state.lock().unwrap();

@@ -24,7 +24,7 @@ pub use filter::{Filter, ValidationError};
 pub use health::{ComponentHealth, Health, HealthStatus};
 pub use message::{MessagePriority, MessageView, RecipientStatus, RecipientView};
 pub use pools::{PoolsView, ProviderUse, SourceView, Throttle, ThrottleState, Warmup};
-pub use quarantine::{MAX_QUARANTINE_LIST, QuarantineEntry, QuarantineList};
+pub use quarantine::{Discarded, MAX_QUARANTINE_LIST, QuarantineEntry, QuarantineList};
 pub use queue::{
     AGE_BUCKETS, AgeBucket, NO_TENANT, QueueEntry, QueueQuery, QueueSummary, QueueSummaryBuilder,
     ShapeRow, ShapeTable, UNASSIGNED_SOURCE, UNKNOWN_PROVIDER, UNROUTED_PROVIDER,

@@ -27,3 +27,12 @@ pub struct QuarantineEntry {
     /// Why it was set aside (`undecodable envelope: ...`, `envelope without body`, ...).
     pub reason: String,
 }
+
+/// The answer of `DELETE /v1/quarantine/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discarded {
+    /// The message whose quarantined entries were deleted.
+    pub discarded: String,
+    /// How many entries (body, envelope).
+    pub entries: usize,
+}
