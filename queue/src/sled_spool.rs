@@ -322,12 +322,7 @@ impl SledSpool {
         let mut out = Vec::new();
         for entry in self.quarantine.iter() {
             let (key, bytes) = entry.map_err(SpoolError::storage)?;
-            let reason = self
-                .reasons
-                .get(&key)
-                .map_err(SpoolError::storage)?
-                .map(|r| String::from_utf8_lossy(&r).into_owned())
-                .unwrap_or_default();
+            let reason = self.quarantine_reason(&key)?;
             let (kind, id) = parse_key(&key);
             out.push(QuarantinedEntry {
                 id,
@@ -351,12 +346,7 @@ impl SledSpool {
             let (key, bytes) = entry.map_err(SpoolError::storage)?;
             total += 1;
             if listed.len() < limit {
-                let reason = self
-                    .reasons
-                    .get(&key)
-                    .map_err(SpoolError::storage)?
-                    .map(|r| String::from_utf8_lossy(&r).into_owned())
-                    .unwrap_or_default();
+                let reason = self.quarantine_reason(&key)?;
                 let (kind, id) = parse_key(&key);
                 listed.push(QuarantineListing {
                     id,
@@ -376,6 +366,16 @@ impl SledSpool {
             .get(body_key(id))
             .map_err(SpoolError::storage)?
             .map(Body::new))
+    }
+
+    /// Why the quarantined entry under `key` was moved (empty when not recorded).
+    fn quarantine_reason(&self, key: &[u8]) -> Result<String, SpoolError> {
+        Ok(self
+            .reasons
+            .get(key)
+            .map_err(SpoolError::storage)?
+            .map(|r| String::from_utf8_lossy(&r).into_owned())
+            .unwrap_or_default())
     }
 
     /// Deletes message `id`'s entries (body and envelope) from quarantine, once an operator

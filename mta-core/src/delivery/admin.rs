@@ -67,38 +67,21 @@ impl EngineAdmin {
     /// was made, then logs `action` as an AdminAction.
     async fn save_suppressions(&self, actor: Actor, action: String) -> Result<(), BackendError> {
         let engine = self.engine.clone();
-        // Saved and logged off the reactor, to the end even if the request goes away.
-        tokio::task::spawn_blocking(move || {
+        off_reactor("saving the suppression list", move || {
             engine.inner.reputation.save_suppressions()?;
             log_action(&engine, &actor, action, None);
             Ok::<_, std::io::Error>(())
         })
         .await
-        .map_err(|e| BackendError::Failed {
-            what: "saving the suppression list",
-            source: Box::new(e),
-        })?
-        .map_err(|e| BackendError::Failed {
-            what: "saving the suppression list",
-            source: Box::new(e),
-        })
     }
 
-    /// Runs a change of the suspension list (a synced write) off the reactor: it runs to
-    /// its end even if the request goes away.
+    /// Runs a change of the suspension list (a synced write) off the reactor.
     async fn change_suspensions<T: Send + 'static>(
         &self,
         change: impl FnOnce(&DeliveryEngine) -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, BackendError> {
         let engine = self.engine.clone();
-        let failed = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Failed {
-            what: "saving the suspension list",
-            source,
-        };
-        tokio::task::spawn_blocking(move || change(&engine))
-            .await
-            .map_err(|e| failed(Box::new(e)))?
-            .map_err(|e| failed(Box::new(e)))
+        off_reactor("saving the suspension list", move || change(&engine)).await
     }
 
     /// Runs a read (or a discard) of the spool's quarantine off the reactor.
@@ -107,19 +90,35 @@ impl EngineAdmin {
         read: impl FnOnce(&queue::SledSpool) -> Result<T, queue::SpoolError> + Send + 'static,
     ) -> Result<T, BackendError> {
         let spool = self.engine.inner.spool.clone();
-        let failed = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Failed {
-            what: "reading the spool's quarantine",
-            source,
-        };
-        tokio::task::spawn_blocking(move || read(&spool))
-            .await
-            .map_err(|e| failed(Box::new(e)))?
-            .map_err(|e| failed(Box::new(e)))
+        off_reactor("reading the spool's quarantine", move || read(&spool)).await
     }
 
     /// Logs an admin action.
     fn log_action(&self, actor: &Actor, action: String, count: Option<&ActionCount>) {
         log_action(&self.engine, actor, action, count);
+    }
+}
+
+/// Runs blocking work (disk writes, reads) on the blocking pool: it runs to its end even if
+/// the request that asked for it goes away. Its error (or a panic) is `what` failing.
+async fn off_reactor<T, E>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, BackendError>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(BackendError::Failed {
+            what,
+            source: Box::new(error),
+        }),
+        Err(error) => Err(BackendError::Failed {
+            what,
+            source: Box::new(error),
+        }),
     }
 }
 
