@@ -2,8 +2,8 @@
 //! added, are not tried again, per tenant, for a while.
 //!
 //! A `bad_mailbox` reply suppresses `(tenant, address)` for `ttl` (default 30 days). The
-//! engine checks [`Suppressions::is_suppressed`] before sending and bounces a suppressed
-//! recipient at once (delivery log `Bounce`, reason "suppressed"). Sending again to
+//! engine looks recipients up ([`Suppressions::lookup`]) before sending and bounces a
+//! suppressed one at once (delivery log `Bounce`, class "suppressed"). Sending again to
 //! addresses that do not exist is what ISPs count against a sender's reputation.
 //!
 //! Invariants:

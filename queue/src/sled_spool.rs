@@ -65,6 +65,8 @@ pub struct SledSpool {
     messages: sled::Tree,
     quarantine: sled::Tree,
     reasons: sled::Tree,
+    /// Serialises moves into quarantine (lazy recovery) with discards out of it.
+    quarantine_lock: Mutex<()>,
     tx: Sender<Op>,
     closed: AtomicBool,
     committer: Mutex<Option<JoinHandle<()>>>,
@@ -201,6 +203,7 @@ impl SledSpool {
             messages,
             quarantine,
             reasons,
+            quarantine_lock: Mutex::new(()),
             tx,
             closed: AtomicBool::new(false),
             committer: Mutex::new(Some(handle)),
@@ -290,6 +293,10 @@ impl SledSpool {
     /// Moves one message (envelope and body) to quarantine: copy first, then remove, so a
     /// crash in between leaves a copy in both places and the next run moves it again.
     fn quarantine_message(&self, id: MessageId, reason: &QuarantineReason) -> sled::Result<()> {
+        let _moving = self
+            .quarantine_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut copies = sled::Batch::default();
         let mut why = sled::Batch::default();
         let mut removals = sled::Batch::default();
@@ -378,23 +385,51 @@ impl SledSpool {
             .unwrap_or_default())
     }
 
-    /// Deletes message `id`'s entries (body and envelope) from quarantine, once an operator
-    /// has dealt with them; returns how many there were. Flushed before it returns.
+    /// Deletes message `id`'s entries (body and envelope, with their reasons) from
+    /// quarantine, once an operator has dealt with them; returns how many there were.
+    /// Blocking: waits for a synced commit (call it off the reactor). Refused like any write
+    /// once the spool refuses writes ([`SpoolError::Storage`]) or is closed.
     pub fn remove_quarantined(&self, id: MessageId) -> Result<usize, SpoolError> {
-        let mut removed = 0;
-        for key in [body_key(id), envelope_key(id)] {
-            if self
-                .quarantine
-                .remove(key)
-                .map_err(SpoolError::storage)?
-                .is_some()
-            {
-                removed += 1;
-            }
-            self.reasons.remove(key).map_err(SpoolError::storage)?;
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SpoolError::Closed);
         }
+        if self.stats.any_failed() {
+            return Err(SpoolError::Storage(std::io::Error::other(
+                "the spool refuses writes after a failed commit",
+            )));
+        }
+        let keys = [body_key(id), envelope_key(id)];
+        let removed = {
+            let _moving = self
+                .quarantine_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            (&self.quarantine, &self.reasons)
+                .transaction(|(quarantine, reasons)| {
+                    let mut removed = 0;
+                    for key in &keys {
+                        if quarantine.remove(&key[..])?.is_some() {
+                            removed += 1;
+                        }
+                        reasons.remove(&key[..])?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(removed)
+                })
+                .map_err(|error| match error {
+                    TransactionError::Storage(error) => SpoolError::storage(error),
+                    // The closure above never aborts.
+                    TransactionError::Abort(()) => {
+                        SpoolError::Storage(std::io::Error::other("quarantine removal aborted"))
+                    }
+                })?
+        };
         if removed > 0 {
-            self.quarantine.flush().map_err(SpoolError::storage)?;
+            // Through the committer: its flush syncs like any commit (and is refused like
+            // any write).
+            let done = self.submit(|done| Op::Flush { done })?;
+            done.blocking_recv().unwrap_or(Err(SpoolError::Closed))?;
         }
         Ok(removed)
     }
@@ -509,8 +544,8 @@ impl Spool for SledSpool {
     }
 
     fn refuses_writes(&self) -> bool {
-        // The committer writes nothing after a failed commit.
-        self.stats.any_failed()
+        // The committer writes nothing after a failed commit, nor once closed.
+        self.stats.any_failed() || self.closed.load(Ordering::Acquire)
     }
 
     fn flush(&self) -> impl Future<Output = Result<(), SpoolError>> + Send + use<> {

@@ -71,7 +71,8 @@ pub trait Spool: Send + Sync + 'static {
     fn envelope(&self, id: MessageId) -> Result<Envelope, SpoolError>;
 
     /// `true` when every write would be refused now (after a failed commit, until the spool
-    /// is reopened): callers can refuse work early instead of failing at the write.
+    /// is reopened; or once closed): callers can refuse work early instead of failing at
+    /// the write.
     fn refuses_writes(&self) -> bool;
 
     /// Resolves when every write called before it is durable.

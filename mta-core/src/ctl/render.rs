@@ -189,8 +189,9 @@ pub(crate) fn quarantine(list: &QuarantineList) -> String {
 
 /// `mta ctl quarantine ID --discard`.
 pub(crate) fn discarded(d: &Discarded) -> String {
+    let entries = if d.entries == 1 { "entry" } else { "entries" };
     format!(
-        "discarded {} quarantined entries of {}\n",
+        "discarded {} quarantined {entries} of {}\n",
         d.entries, d.discarded
     )
 }

@@ -84,13 +84,14 @@ impl EngineAdmin {
         off_reactor("saving the suspension list", move || change(&engine)).await
     }
 
-    /// Runs a read (or a discard) of the spool's quarantine off the reactor.
-    async fn read_quarantine<T: Send + 'static>(
+    /// Runs `what` on the spool's quarantine off the reactor.
+    async fn with_quarantine<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&queue::SledSpool) -> Result<T, queue::SpoolError> + Send + 'static,
+        what: &'static str,
+        work: impl FnOnce(&queue::SledSpool) -> Result<T, queue::SpoolError> + Send + 'static,
     ) -> Result<T, BackendError> {
         let spool = self.engine.inner.spool.clone();
-        off_reactor("reading the spool's quarantine", move || read(&spool)).await
+        off_reactor(what, move || work(&spool)).await
     }
 
     /// Logs an admin action.
@@ -669,7 +670,9 @@ impl AdminBackend for EngineAdmin {
     fn quarantine(&self) -> BoxFuture<'_, Result<QuarantineList, BackendError>> {
         Box::pin(async move {
             let (listed, total) = self
-                .read_quarantine(|spool| spool.quarantine_listing(MAX_QUARANTINE_LIST))
+                .with_quarantine("reading the spool's quarantine", |spool| {
+                    spool.quarantine_listing(MAX_QUARANTINE_LIST)
+                })
                 .await?;
             let entries = listed
                 .into_iter()
@@ -698,7 +701,9 @@ impl AdminBackend for EngineAdmin {
                 return Ok(None);
             };
             let body = self
-                .read_quarantine(move |spool| spool.quarantined_body(id))
+                .with_quarantine("reading the spool's quarantine", move |spool| {
+                    spool.quarantined_body(id)
+                })
                 .await?;
             Ok(body.map(|body| body.to_vec()))
         })
@@ -715,7 +720,7 @@ impl AdminBackend for EngineAdmin {
             };
             let engine = self.engine.clone();
             // Deleted and logged off the reactor, to the end even if the request goes away.
-            self.read_quarantine(move |spool| {
+            self.with_quarantine("discarding from the spool's quarantine", move |spool| {
                 let entries = spool.remove_quarantined(id)?;
                 if entries > 0 {
                     let action = format!("discard quarantined {id} ({entries} entries)");

@@ -167,31 +167,46 @@ impl Results {
 }
 
 /// The reply a suppressed recipient bounces with. An entry a hard bounce made keeps that
-/// bounce's codes (`550 5.1.1`), so the DSN and the log say the same as the first time and
-/// a sender's bounce processing sees the same hard bounce; other entries give `5.7.1`.
+/// bounce's codes (`550 5.1.1`, or `550` alone when the server sent no enhanced code), so
+/// the DSN and the log say the same as the first time and a sender's bounce processing sees
+/// the same hard bounce; an operator's entry gives `5.7.1`.
 fn suppressed_reply(hit: &SuppressionHit) -> SmtpReply {
     if hit.origin == SuppressionOrigin::Bounce
         && let Some(reason) = hit.reason.as_deref()
         && let Some((code, enhanced)) = bounce_codes(reason)
     {
-        return SmtpReply::local(
-            code,
-            enhanced,
-            format!("recipient suppressed after an earlier hard bounce ({reason})"),
-        );
+        let text = format!("recipient suppressed after an earlier hard bounce ({reason})");
+        return match enhanced {
+            Some(enhanced) => SmtpReply::local(code, enhanced, text),
+            None => SmtpReply {
+                code,
+                enhanced: None,
+                text,
+            },
+        };
     }
     let text = match hit.origin {
-        SuppressionOrigin::Bounce => "recipient suppressed after an earlier hard bounce",
+        // Without usable codes (or from a snapshot older than origins): neutral.
+        SuppressionOrigin::Bounce => "recipient is on the suppression list",
         SuppressionOrigin::Manual => "recipient is on the operator's suppression list",
     };
     SmtpReply::local(550, (5, 7, 1), text)
 }
 
-/// The codes of a bounce entry's reason (`"550 5.1.1"`): a 5xx code and a class-5 enhanced
-/// code, or `None`.
-fn bounce_codes(reason: &str) -> Option<(u16, (u8, u16, u16))> {
-    let (code, enhanced) = reason.split_once(' ')?;
+/// An enhanced status code as (class, subject, detail).
+type Enhanced = (u8, u16, u16);
+
+/// The codes of a bounce entry's reason: a 5xx code (`"550"`), optionally with a class-5
+/// enhanced code (`"550 5.1.1"`); `None` for anything else.
+fn bounce_codes(reason: &str) -> Option<(u16, Option<Enhanced>)> {
+    let (code, enhanced) = match reason.split_once(' ') {
+        Some((code, enhanced)) => (code, Some(enhanced)),
+        None => (reason, None),
+    };
     let code: u16 = code.parse().ok().filter(|c| (500..600).contains(c))?;
+    let Some(enhanced) = enhanced else {
+        return Some((code, None));
+    };
     let mut parts = enhanced.split('.');
     let class: u8 = parts.next()?.parse().ok().filter(|&c| c == 5)?;
     let subject: u16 = parts.next()?.parse().ok().filter(|&n| n < 1000)?;
@@ -199,7 +214,7 @@ fn bounce_codes(reason: &str) -> Option<(u16, (u8, u16, u16))> {
     parts
         .next()
         .is_none()
-        .then_some((code, (class, subject, detail)))
+        .then_some((code, Some((class, subject, detail))))
 }
 
 /// A recipient that failed for good, for its DSN.
@@ -509,7 +524,7 @@ mod tests {
     #[test]
     fn a_bounce_entry_bounces_with_its_codes_again() {
         use SuppressionOrigin::{Bounce, Manual};
-        let table: [(SuppressionHit, &str); 6] = [
+        let table: [(SuppressionHit, &str); 7] = [
             (
                 hit(Bounce, Some("550 5.1.1")),
                 "550 5.1.1 recipient suppressed after an earlier hard bounce (550 5.1.1)",
@@ -518,18 +533,23 @@ mod tests {
                 hit(Bounce, Some("551 5.2.1")),
                 "551 5.2.1 recipient suppressed after an earlier hard bounce (551 5.2.1)",
             ),
-            // Not a permanent code, or not one at all: the policy code.
+            // A server that sent no enhanced code: the bare code again.
+            (
+                hit(Bounce, Some("550")),
+                "550 recipient suppressed after an earlier hard bounce (550)",
+            ),
+            // Not a permanent code, or not one at all: the policy code, neutral text.
             (
                 hit(Bounce, Some("450 4.2.1")),
-                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+                "550 5.7.1 recipient is on the suppression list",
             ),
             (
                 hit(Bounce, Some("550 5.1")),
-                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+                "550 5.7.1 recipient is on the suppression list",
             ),
             (
                 hit(Bounce, None),
-                "550 5.7.1 recipient suppressed after an earlier hard bounce",
+                "550 5.7.1 recipient is on the suppression list",
             ),
             (
                 hit(Manual, Some("550 5.1.1")),

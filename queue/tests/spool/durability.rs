@@ -92,6 +92,9 @@ fn a_failed_commit_stops_every_later_write() {
         "{error:?}"
     );
     assert!(spool.stats().failed_commits >= 2);
+    assert!(spool.refuses_writes());
+    // Discarding from quarantine is a write too.
+    assert!(spool.remove_quarantined(first).is_err());
     drop(spool);
     // Reopened, the spool works again and still has what it acknowledged.
     let (spool, _) = open(&dir.spool());

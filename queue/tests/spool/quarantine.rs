@@ -116,4 +116,11 @@ fn damaged_entries_are_quarantined_and_reported() {
     let left = spool.quarantined().unwrap();
     assert_eq!(left.len(), 3);
     assert!(left.iter().all(|e| e.id != Some(garbled)));
+    drop(spool);
+    // Their reasons went with them.
+    let db = open_raw(&dir.spool());
+    let reasons = db.open_tree("quarantine.reasons").unwrap();
+    assert!(reasons.get(key(b'B', garbled)).unwrap().is_none());
+    assert!(reasons.get(key(b'E', garbled)).unwrap().is_none());
+    assert_eq!(reasons.len(), 3);
 }
