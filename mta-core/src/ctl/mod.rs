@@ -387,25 +387,16 @@ pub(crate) async fn execute_with(
         }
         CtlCommand::Quarantine {
             id: Some(id),
-            discard: true,
+            discard,
         } => {
             let path = format!("/v1/quarantine/{}", client::percent_encode(id));
-            let answer = client.send(Method::DELETE, &path, None).await?;
-            show::<Discarded>(out, json, &answer, render::discarded)
-        }
-        CtlCommand::Quarantine {
-            id: Some(id),
-            discard: false,
-        } => {
-            let path = format!("/v1/quarantine/{}", client::percent_encode(id));
-            let answer = client.send(Method::GET, &path, None).await?;
-            if !answer.status.is_success() {
-                return Err(answer.refusal());
+            if *discard {
+                let answer = client.send(Method::DELETE, &path, None).await?;
+                show::<Discarded>(out, json, &answer, render::discarded)
+            } else {
+                // The raw message, as stored (also with --json).
+                raw(out, &client.send(Method::GET, &path, None).await?)
             }
-            // The raw message, as stored (also with --json).
-            out.write_all(&answer.body)
-                .and_then(|()| out.flush())
-                .map_err(|source| CtlError::Output { source })
         }
         CtlCommand::Reload => {
             let answer = client.send(Method::POST, "/v1/reload", None).await?;
@@ -430,14 +421,7 @@ pub(crate) async fn execute_with(
                 HealthStatus::Ok | HealthStatus::Degraded => Ok(()),
             }
         }
-        CtlCommand::Metrics => {
-            let answer = client.send(Method::GET, "/metrics", None).await?;
-            if !answer.status.is_success() {
-                return Err(answer.refusal());
-            }
-            out.write_all(&answer.body)
-                .map_err(|source| CtlError::Output { source })
-        }
+        CtlCommand::Metrics => raw(out, &client.send(Method::GET, "/metrics", None).await?),
     }
 }
 
@@ -519,6 +503,16 @@ fn show<T: serde::de::DeserializeOwned>(
     } else {
         write(out, &render(&value))
     }
+}
+
+/// Prints a successful answer's body as it is (metrics, a quarantined message).
+fn raw(out: &mut dyn Write, answer: &client::Answer) -> Result<(), CtlError> {
+    if !answer.status.is_success() {
+        return Err(answer.refusal());
+    }
+    out.write_all(&answer.body)
+        .and_then(|()| out.flush())
+        .map_err(|source| CtlError::Output { source })
 }
 
 fn write_json(out: &mut dyn Write, body: &[u8]) -> Result<(), CtlError> {

@@ -250,6 +250,12 @@ impl DeliveryEngine {
         count
     }
 
+    /// When a job the spool could not serve (a read error, or writes refused) is tried
+    /// again: `[delivery] spool_retry` from now (unix ms).
+    pub(crate) fn after_spool_retry(&self) -> u64 {
+        now_ms() + self.inner.config.delivery.spool_retry.as_millis() as u64
+    }
+
     /// Records the end of loading the spool at start: `Err` carries why reading stopped
     /// early (health reports it until the next start).
     pub fn load_finished(&self, result: Result<(), String>) {
@@ -443,10 +449,7 @@ impl DeliveryEngine {
         if inner.spool.refuses_writes() {
             // Nothing could be recorded: a delivery now would be sent again after the
             // restart the spool needs. Wait (health says the spool is failing).
-            self.schedule(
-                job,
-                now_ms() + inner.config.delivery.spool_retry.as_millis() as u64,
-            );
+            self.schedule(job, self.after_spool_retry());
             return;
         }
         // Domain and tenant suspensions hold mail before its destination is resolved: a

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use ipwarm::{SuppressionHit, SuppressionOrigin};
 use queue::scheduler::{Job, RecipientIndices};
 use queue::{Change, Envelope, MessageId, RecipientState, Spool};
+use smtp_proto::EnhancedCode;
 use tracing::warn;
 
 use super::engine::{DeliveryEngine, now_ms};
@@ -175,14 +176,10 @@ fn suppressed_reply(hit: &SuppressionHit) -> SmtpReply {
         && let Some(reason) = hit.reason.as_deref()
         && let Some((code, enhanced)) = bounce_codes(reason)
     {
-        let text = format!("recipient suppressed after an earlier hard bounce ({reason})");
-        return match enhanced {
-            Some(enhanced) => SmtpReply::local(code, enhanced, text),
-            None => SmtpReply {
-                code,
-                enhanced: None,
-                text,
-            },
+        return SmtpReply {
+            code,
+            enhanced,
+            text: format!("recipient suppressed after an earlier hard bounce ({reason})"),
         };
     }
     let text = match hit.origin {
@@ -193,12 +190,9 @@ fn suppressed_reply(hit: &SuppressionHit) -> SmtpReply {
     SmtpReply::local(550, (5, 7, 1), text)
 }
 
-/// An enhanced status code as (class, subject, detail).
-type Enhanced = (u8, u16, u16);
-
 /// The codes of a bounce entry's reason: a 5xx code (`"550"`), optionally with a class-5
 /// enhanced code (`"550 5.1.1"`); `None` for anything else.
-fn bounce_codes(reason: &str) -> Option<(u16, Option<Enhanced>)> {
+fn bounce_codes(reason: &str) -> Option<(u16, Option<EnhancedCode>)> {
     let (code, enhanced) = match reason.split_once(' ') {
         Some((code, enhanced)) => (code, Some(enhanced)),
         None => (reason, None),
@@ -207,14 +201,12 @@ fn bounce_codes(reason: &str) -> Option<(u16, Option<Enhanced>)> {
     let Some(enhanced) = enhanced else {
         return Some((code, None));
     };
-    let mut parts = enhanced.split('.');
-    let class: u8 = parts.next()?.parse().ok().filter(|&c| c == 5)?;
-    let subject: u16 = parts.next()?.parse().ok().filter(|&n| n < 1000)?;
-    let detail: u16 = parts.next()?.parse().ok().filter(|&n| n < 1000)?;
-    parts
-        .next()
-        .is_none()
-        .then_some((code, Some((class, subject, detail))))
+    match EnhancedCode::parse_prefix(enhanced.as_bytes()) {
+        Some((parsed, used)) if used == enhanced.len() && parsed.class() == 5 => {
+            Some((code, Some(parsed)))
+        }
+        _ => None,
+    }
 }
 
 /// A recipient that failed for good, for its DSN.

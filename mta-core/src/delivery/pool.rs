@@ -457,7 +457,6 @@ impl Pool {
     ) -> ControlFlow<()> {
         let inner = &engine.inner;
         let spool = &inner.spool;
-        let spool_retry = inner.config.delivery.spool_retry.as_millis() as u64;
         if spool.refuses_writes() {
             self.pause_for_spool(engine, job);
             return ControlFlow::Break(());
@@ -491,7 +490,7 @@ impl Pool {
                 // pending on disk, so the job waits and tries again rather than being dropped.
                 warn!(id = %job.message, %error, "could not read the message from the spool; retrying later");
                 self.unsent(engine);
-                engine.schedule(job, now_ms() + spool_retry);
+                engine.schedule(job, engine.after_spool_retry());
                 return ControlFlow::Continue(());
             }
         };
@@ -596,7 +595,7 @@ impl Pool {
     /// Hands `job` (its permit taken) and every job queued here back to the scheduler for
     /// `[delivery] spool_retry` later.
     fn pause_for_spool(&self, engine: &DeliveryEngine, job: Job) {
-        let at = now_ms() + engine.inner.config.delivery.spool_retry.as_millis() as u64;
+        let at = engine.after_spool_retry();
         self.unsent(engine);
         engine.schedule(job, at);
         self.hand_back_all(engine, at);

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use queue::scheduler::Job;
@@ -21,6 +22,9 @@ const FILE: &str = "suspensions.json";
 /// The suspensions in force.
 pub(crate) struct Suspensions {
     list: Mutex<Vec<Suspension>>,
+    /// Whether `list` holds any suspension: every delivery checks it, most find none, and
+    /// those need not take the lock. Set under the lock whenever the list changes.
+    any: AtomicBool,
     /// Serialises changes: each writes the changed list to disk, then applies the change
     /// in memory, under it (the list's own lock, which delivery takes, is never held
     /// across a write).
@@ -90,6 +94,7 @@ impl Suspensions {
             Err(_) => Vec::new(),
         };
         Suspensions {
+            any: AtomicBool::new(!list.is_empty()),
             list: Mutex::new(list),
             save_lock: Mutex::new(()),
             path,
@@ -127,7 +132,9 @@ impl Suspensions {
         let mut next = self.list();
         next.push(suspension.clone());
         self.write(&next)?;
-        self.lock().push(suspension.clone());
+        let mut list = self.lock();
+        list.push(suspension.clone());
+        self.any.store(true, Ordering::Release);
         Ok(suspension)
     }
 
@@ -154,6 +161,7 @@ impl Suspensions {
             return Ok(None);
         };
         let removed = list.remove(index);
+        self.any.store(!list.is_empty(), Ordering::Release);
         release(&removed);
         Ok(Some(removed))
     }
@@ -170,6 +178,9 @@ impl Suspensions {
         source: Option<&str>,
         hold: impl FnOnce(Job, u64),
     ) -> Option<Job> {
+        if self.is_empty() {
+            return Some(job);
+        }
         let list = self.lock();
         match until_in(&list, &job, provider, source) {
             Some(until) => {
@@ -185,6 +196,7 @@ impl Suspensions {
         let now = SystemTime::now();
         let mut list = self.lock();
         list.retain(|s| s.expires_at > now);
+        self.any.store(!list.is_empty(), Ordering::Release);
         list.clone()
     }
 
@@ -201,7 +213,7 @@ impl Suspensions {
 
     /// True when no suspension is in force (the fast path of every check).
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        !self.any.load(Ordering::Acquire)
     }
 }
 
